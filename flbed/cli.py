@@ -1,0 +1,286 @@
+"""The ``flbed`` command line: thin commands over schema, plan, runner and results.
+
+Exit codes: 0 done, 1 the run or a host failed, 2 bad input (nothing was started).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import __version__, inventory as inventory_lib, plan as plan_lib, results, schema
+from .errors import FlbedError, InputError, RunError
+from .profiles import BUILTIN_PROFILES
+from .runner import PLAN_TASK, run_playbook
+from .units import format_bytes, format_rate
+
+DEFAULT_INVENTORY = "inventories/local"
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def say(text=""):
+    print(text, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """Prints one line per play and long task, with how long the previous step took."""
+
+    def __init__(self, enabled, total_rounds=None):
+        self.enabled = enabled
+        self.total_rounds = total_rounds
+        self.step, self.step_started = None, time.monotonic()
+        self.last_round = None
+
+    def __call__(self, kind, value):
+        if not self.enabled:
+            return
+        if kind == "play":
+            say(f"== {value}")
+        elif kind == "task":
+            self._close_step()
+            self.step, self.step_started = value, time.monotonic()
+        elif kind == "round" and value != self.last_round:
+            self.last_round = value
+            say(f"   round {value}/{self.total_rounds or '?'}")
+        elif kind == "warning":
+            say(f"warning: {value}")
+        elif kind == "failure":
+            where = "unreachable" if value.unreachable else "failed"
+            say(f"!! {value.host} {where} at '{value.task}': {value.message}")
+
+    def _close_step(self):
+        elapsed = time.monotonic() - self.step_started
+        if self.step and elapsed >= 1.0:
+            say(f"   {self.step} ({elapsed:.1f} s)")
+
+    def close(self):
+        if self.enabled:
+            self._close_step()
+
+
+# ---------------------------------------------------------------- checking and planning
+
+def load_plan(args, run_id=None):
+    """Check the file against the inventory; InputError before anything starts."""
+    testbed = schema.load_testbed(args.file)
+    inventory = inventory_lib.load_inventory(args.inventory)
+    return testbed, plan_lib.make_plan(testbed, inventory, run_id=run_id,
+                                       runs_root=os.path.abspath(args.runs_root))
+
+
+def cmd_validate(args):
+    testbed, plan = load_plan(args)
+    hosts = len(plan["hosts"])
+    say(f"testbed {testbed.name!r} is valid: 1 server and {testbed.client_count} clients on "
+        f"{hosts} host{'s' if hosts > 1 else ''}")
+    for warning in plan["warnings"]:
+        say(f"warning: {warning}")
+    return EXIT_OK
+
+
+def cmd_plan(args):
+    _, plan = load_plan(args)
+    if args.json:
+        print(json.dumps(plan, indent=2))
+        return EXIT_OK
+    rows = [("participant", "role", "host", "profile", "cpus", "memory", "up", "down",
+             "delay", "loss")]
+    for p in plan["participants"]:
+        link = p["link"]
+        rows.append((p["name"], p["role"], p["host"], p["profile"], f"{p['cpus']:g}",
+                     format_bytes(p["memory_bytes"]), _rate(link["up_rate_bps"]),
+                     _rate(link["down_rate_bps"]), f"{link['delay_ms']:g}ms",
+                     f"{link['loss_pct']:g}%"))
+    print(table(rows))
+    for warning in plan["warnings"]:
+        say(f"warning: {warning}")
+    return EXIT_OK
+
+
+def _rate(bps):
+    return format_rate(bps) if bps else "-"
+
+
+def cmd_profiles(args):
+    rows = [("profile", "device", "memory", "cpus", "up", "down", "delay", "loss")]
+    for name, body in BUILTIN_PROFILES.items():
+        link = body["link"]
+        rows.append((name, body["description"], body["memory"], f"{body['cpus']:g}",
+                     link["up"], link["down"], link["delay"], link["loss"]))
+    print(table(rows))
+    return EXIT_OK
+
+
+def table(rows):
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))
+                     .rstrip() for row in rows)
+
+
+# ---------------------------------------------------------------- acting on hosts
+
+def playbook(args, name, extravars, *, total_rounds=None, check=False, keep_results=()):
+    progress = Progress(not args.json and not args.quiet, total_rounds)
+    result = run_playbook(name, args.inventory, extravars, progress=progress, check=check,
+                          keep_results=keep_results)
+    progress.close()
+    plan_failures = [f for f in result.failures if f.task == PLAN_TASK]
+    if plan_failures:
+        raise InputError(plan_failures[0].message.replace("testbed refused:\n", "")
+                         .splitlines())
+    return result
+
+
+def cmd_provision(args):
+    _, plan = load_plan(args)
+    result = playbook(args, "provision.yml", {"testbed": plan["testbed_file"]},
+                      check=args.check)
+    report = {"testbed": plan["testbed"], "status": "ok" if result.ok else "failed",
+              "check": args.check, "hosts": result.counts(),
+              "failures": [vars(f) for f in result.failures],
+              "elapsed_s": round(result.elapsed_s, 3)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for host, counts in report["hosts"].items():
+            say(f"{host}: " + " ".join(f"{key}={value}" for key, value in counts.items()))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_run(args):
+    _, plan = load_plan(args)
+    extravars = {"testbed": plan["testbed_file"], "flbed_run_id": plan["run_id"],
+                 "flbed_runs_root": os.path.abspath(args.runs_root),
+                 "flbed_keep": bool(args.keep)}
+    result = playbook(args, "run.yml", extravars, total_rounds=plan["total_rounds"])
+    summary_path = os.path.join(plan["run_dir"], "summary.json")
+    if not os.path.exists(summary_path):
+        reasons = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+        raise RunError("the run failed before it could be judged: " + "; ".join(reasons))
+    summary = results.load_summary(plan["run_dir"])
+    summary["run_dir"] = plan["run_dir"]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary)
+    return EXIT_OK if summary["status"] == results.SUCCEEDED else EXIT_FAILED
+
+
+def print_summary(summary):
+    print(f"testbed {summary['testbed']}: {summary['status']}, "
+          f"{summary['rounds_completed']}/{summary['total_rounds']} rounds, "
+          f"{summary['wall_time_s']} s")
+    for key, value in sorted(summary["final_metrics"].items()):
+        print(f"  {key} = {value:.6g}")
+    rows = [("participant", "role", "host", "profile", "exit")]
+    rows += [(p["name"], p["role"], p["host"], p["profile"],
+              "-" if p["exit_code"] is None else p["exit_code"])
+             for p in summary["participants"]]
+    print(table(rows))
+    for reason in summary["reasons"]:
+        print(f"failed: {reason}")
+    for failure in summary["failures"]:
+        if failure.get("log_tail"):
+            print(f"--- last log lines of {failure['name']} ---\n{failure['log_tail'].rstrip()}")
+    print(f"results: {summary['run_dir']}")
+
+
+def cmd_status(args):
+    result = playbook(args, "status.yml", {"testbed_name": args.name},
+                      keep_results=["Read the state of the testbed's containers"])
+    found = result.results.get("Read the state of the testbed's containers", {})
+    hosts = {host: {"participants": res.get("participants", []), "round": res.get("round")}
+             for host, res in sorted(found.items())}
+    state = {"testbed": args.name, "hosts": hosts,
+             "failures": [vars(f) for f in result.failures]}
+    if args.json:
+        print(json.dumps(state, indent=2))
+    else:
+        rows = [("participant", "host", "container", "state", "exit")]
+        for host, seen in hosts.items():
+            rows += [(p["name"], host, p["container"], p["state"],
+                      "-" if p["exit_code"] is None else p["exit_code"])
+                     for p in seen["participants"]]
+        print(table(rows) if len(rows) > 1 else f"testbed {args.name!r} has no containers")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_teardown(args):
+    result = playbook(args, "teardown.yml", {"testbed_name": args.name})
+    removed = sum(c.get("changed", 0) for c in result.counts().values())
+    say(f"testbed {args.name!r} torn down ({removed} changes)" if result.ok
+        else f"teardown of {args.name!r} failed")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+# ---------------------------------------------------------------- entry point
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="flbed", description=(
+        "Emulate federated-learning edge fleets: FederatedScope in Docker containers "
+        "limited and shaped like real devices, provisioned by Ansible."))
+    parser.add_argument("--version", action="version", version=f"flbed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, handler, help_text, *, file=False, name_arg=False, json_flag=False):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if file:
+            sub.add_argument("file", metavar="FILE", help="testbed file (YAML)")
+        if name_arg:
+            sub.add_argument("name", metavar="NAME", help="testbed name")
+        if file or name_arg:
+            sub.add_argument("-i", "--inventory", default=DEFAULT_INVENTORY,
+                             help=f"Ansible inventory of Docker hosts (default {DEFAULT_INVENTORY})")
+            sub.add_argument("--runs-root", default="runs", help="where run directories go")
+            sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+        sub.add_argument("--json", action="store_true", default=False,
+                         help="print one JSON object" if json_flag else argparse.SUPPRESS)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("validate", cmd_validate, "check a testbed file against the inventory", file=True)
+    add("plan", cmd_plan, "show where each participant runs and how it is limited",
+        file=True, json_flag=True)
+    provision = add("provision", cmd_provision, "make the testbed's containers ready, shaped",
+                    file=True, json_flag=True)
+    provision.add_argument("--check", action="store_true",
+                           help="report what would change and change nothing")
+    run = add("run", cmd_run, "provision, train, collect results and tear down",
+              file=True, json_flag=True)
+    run.add_argument("--keep", action="store_true", help="leave the testbed running")
+    add("status", cmd_status, "show a testbed's containers on every host",
+        name_arg=True, json_flag=True)
+    add("teardown", cmd_teardown, "remove everything a testbed made, on every host",
+        name_arg=True)
+    add("profiles", cmd_profiles, "list the built-in device profiles")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "name", None) and not schema.NAME_PATTERN.fullmatch(args.name):
+        args.handler = None
+        problem = f"NAME: {args.name!r} is not a testbed name; {schema.NAME_RULE}"
+        return _fail_input(InputError(problem))
+    try:
+        return args.handler(args)
+    except InputError as error:
+        return _fail_input(error)
+    except FlbedError as error:
+        say(f"flbed: {error}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        say("flbed: interrupted; `flbed teardown NAME` removes what was started")
+        return EXIT_FAILED
+
+
+def _fail_input(error):
+    for problem in error.problems:
+        say(f"flbed: {problem}")
+    return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

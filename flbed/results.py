@@ -1,0 +1,128 @@
+"""Read what a run brought back and write its summary.
+
+A run directory holds ``participants/<name>/`` for every participant: ``config.yaml``,
+``container.log`` and FederatedScope's output under ``out/<expname>/``. The server's
+``eval_results.raw`` has one Python-literal mapping per evaluation, with ``Role``, ``Round``
+(an int, or ``"Final"``) and ``Results_raw``; a run that died may have a cut last line, which
+is skipped.
+"""
+
+import ast
+import glob
+import json
+import os
+
+from . import fsconfig
+
+SUCCEEDED, FAILED = "succeeded", "failed"
+
+
+def participant_output_dir(run_dir, name):
+    return os.path.join(run_dir, "participants", name, "out", fsconfig.EXPERIMENT_NAME)
+
+
+def read_eval_results(path):
+    """The evaluation records of one eval_results.raw, in file order; [] when absent."""
+    records = []
+    if not os.path.exists(path):
+        return records
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                record = ast.literal_eval(line.strip())
+            except (ValueError, SyntaxError):
+                continue  # a line cut short by a participant that died mid-write
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def server_records(run_dir):
+    return read_eval_results(
+        os.path.join(participant_output_dir(run_dir, "server"), "eval_results.raw"))
+
+
+def rounds_completed(records):
+    rounds = [r.get("Round") for r in records if isinstance(r.get("Round"), int)]
+    return max(rounds) if rounds else 0
+
+
+def final_metrics(records):
+    """The server's last evaluation: the "Final" record, else the highest round's."""
+    for record in reversed(records):
+        if record.get("Round") == "Final":
+            return _flatten(record.get("Results_raw", {}))
+    numbered = [r for r in records if isinstance(r.get("Round"), int)]
+    if not numbered:
+        return {}
+    return _flatten(max(numbered, key=lambda r: r["Round"]).get("Results_raw", {}))
+
+
+def _flatten(results):
+    """Results_raw may nest per split; keep plain numbers with their key path."""
+    flat = {}
+    for key, value in results.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{inner}": v for inner, v in _flatten(value).items()})
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[key] = value
+    return flat
+
+
+def _participant_entries(plan, outcomes):
+    states = {}
+    for outcome in outcomes:
+        for entry in outcome.get("participants", []):
+            states[entry["name"]] = entry
+    entries = []
+    for participant in plan["participants"]:
+        state = states.get(participant["name"], {})
+        entries.append({
+            "name": participant["name"], "role": participant["role"],
+            "host": participant["host"], "profile": participant["profile"],
+            "container": participant["container"],
+            "exit_code": state.get("exit_code"), "state": state.get("state", "not started"),
+            "oom_killed": state.get("oom_killed", False),
+        })
+    return entries
+
+
+def build_summary(plan, outcomes, host_failures=()):
+    """The run's summary.json content from the plan, each host's launch outcome and errors."""
+    records = server_records(plan["run_dir"])
+    failures = [dict(f, kind="participant") for o in outcomes
+                for f in o.get("failed_participants", [])]
+    failures += [dict(f, kind="host") for f in host_failures]
+    timed_out = any(o.get("timed_out") for o in outcomes)
+    finished = any(o.get("finished") for o in outcomes
+                   if any(p["role"] == "server" and p["host"] == o.get("host")
+                          for p in plan["participants"]))
+    ok = finished and not failures and not timed_out
+    started = [o["started_at"] for o in outcomes if o.get("started_at")]
+    ended = [o["ended_at"] for o in outcomes if o.get("ended_at")]
+    reasons = [f"{f.get('name') or f.get('host')}: {f.get('reason') or f.get('msg')}"
+               for f in failures]
+    if timed_out:
+        reasons.append(f"the run passed its timeout of {plan['timeout_s']:g} s")
+    return {
+        "testbed": plan["testbed"], "run_id": plan["run_id"],
+        "status": SUCCEEDED if ok else FAILED,
+        "reasons": reasons,
+        "wall_time_s": round(max(ended) - min(started), 3) if started and ended else None,
+        "rounds_completed": rounds_completed(records),
+        "total_rounds": plan["total_rounds"],
+        "final_metrics": final_metrics(records),
+        "participants": _participant_entries(plan, outcomes),
+        "failures": failures,
+        "warnings": plan.get("warnings", []),
+    }
+
+
+def load_summary(run_dir):
+    with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def latest_run_dir(runs_root, testbed):
+    runs = sorted(glob.glob(os.path.join(runs_root, testbed, "*", "summary.json")))
+    return os.path.dirname(runs[-1]) if runs else None

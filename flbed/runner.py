@@ -1,0 +1,133 @@
+"""Run flbed's playbooks through ansible-runner and turn its events into progress and results.
+
+Every call gets a private data directory readable by its owner only, removed afterwards, so
+the extra variables and artifacts of a run (which may carry inventory secrets) never stay on
+disk.
+"""
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import ansible_runner
+
+log = logging.getLogger(__name__)
+
+REPO_DIR = os.environ.get("FLBED_HOME") or os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))
+PLAYBOOK_DIR = os.path.join(REPO_DIR, "playbooks")
+PLAN_TASK = "Check the testbed file and compute the plan"
+
+
+@dataclass
+class Failure:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+
+@dataclass
+class PlaybookResult:
+    rc: int
+    status: str
+    stats: dict                                    # host -> {ok, changed, failed, ...}
+    failures: list = field(default_factory=list)   # Failure
+    results: dict = field(default_factory=dict)    # task name -> host -> module result
+    warnings: list = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self):
+        return self.rc == 0 and not self.failures
+
+    def counts(self):
+        """Per-host ok/changed/failed/unreachable/skipped counts, as Ansible's recap has them."""
+        names = {"ok": "ok", "changed": "changed", "failures": "failed",
+                 "dark": "unreachable", "skipped": "skipped", "rescued": "rescued"}
+        hosts = set()
+        for values in self.stats.values():
+            if isinstance(values, dict):
+                hosts.update(values)
+        return {host: {names[key]: self.stats.get(key, {}).get(host, 0) for key in names}
+                for host in sorted(hosts)}
+
+
+class _Events:
+    """Collects what flbed needs from the event stream and reports progress as it goes."""
+
+    def __init__(self, progress, keep_results):
+        self.progress = progress or (lambda kind, text: None)
+        self.keep_results = set(keep_results)
+        self.failures = []
+        self.results = {}
+        self.warnings = []
+
+    def __call__(self, event):
+        kind = event.get("event")
+        data = event.get("event_data", {})
+        task = data.get("task", "")
+        if kind == "playbook_on_play_start":
+            self.progress("play", data.get("play", ""))
+        elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
+            self.progress("task", task)
+        elif kind == "runner_retry":
+            self._retry(data.get("res", {}))
+        elif kind == "runner_on_ok":
+            self._ok(task, data)
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get(
+                "ignore_errors"):
+            self._failed(kind, task, data)
+        return True  # keep the event in ansible-runner's own (temporary) artifacts
+
+    def _retry(self, res):
+        if res.get("round") is not None:
+            self.progress("round", res["round"])
+
+    def _ok(self, task, data):
+        res = data.get("res", {})
+        if task in self.keep_results:
+            self.results.setdefault(task, {})[data.get("host")] = res
+        if data.get("task_action") in ("ansible.builtin.debug", "debug") and \
+                task.startswith("Warn"):
+            self.warnings.append(res.get("msg"))
+            self.progress("warning", res.get("msg"))
+
+    def _failed(self, kind, task, data):
+        res = data.get("res", {})
+        message = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
+        failure = Failure(data.get("host", "?"), task, str(message).strip(),
+                          unreachable=kind == "runner_on_unreachable")
+        self.failures.append(failure)
+        self.progress("failure", failure)
+
+
+def run_playbook(name, inventory, extravars, *, progress=None, check=False,
+                 keep_results=()):
+    """Run ``playbooks/<name>`` against INVENTORY; returns a ``PlaybookResult``."""
+    events = _Events(progress, keep_results)
+    private_dir = tempfile.mkdtemp(prefix="flbed-ansible-")
+    os.chmod(private_dir, 0o700)
+    started = time.monotonic()
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=private_dir,
+            project_dir=REPO_DIR,
+            playbook=os.path.join(PLAYBOOK_DIR, name),
+            inventory=os.path.abspath(inventory),
+            extravars=extravars,
+            envvars={"ANSIBLE_CONFIG": os.path.join(REPO_DIR, "ansible.cfg"),
+                     "ANSIBLE_FORCE_COLOR": "0"},
+            cmdline="--check --diff" if check else None,
+            event_handler=events,
+            quiet=True,
+            suppress_env_files=True,
+        )
+        stats = runner.stats or {}
+        return PlaybookResult(runner.rc, runner.status, stats, events.failures, events.results,
+                              events.warnings, time.monotonic() - started)
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)

@@ -1,0 +1,278 @@
+#!/usr/bin/python
+"""Ansible module: report the state of a testbed's participants on one Docker host."""
+
+DOCUMENTATION = r"""
+module: flbed_watch
+short_description: Watch the participant containers of a flbed testbed
+description:
+  - Reads the state of every container of a testbed on this Docker host (found by the label
+    C(flbed.testbed)), the training round the server has reached, and whether the run has
+    finished, failed or passed its deadline.
+  - Used in a retry loop while a run trains, by C(flbed status), and to save each container's
+    log when results are collected.
+  - Talks to the Docker Engine API on its unix socket with the Python standard library only, so
+    the managed host needs no Docker SDK.
+options:
+  testbed:
+    description: Name of the testbed; containers carry it in the label C(flbed.testbed).
+    type: str
+    required: true
+  participants:
+    description:
+      - The participants expected on this host, each with C(name) and C(container).
+      - A participant whose container is missing counts as failed. When omitted, every
+        container with the testbed's label is reported and none is expected.
+    type: list
+    elements: dict
+  server_container:
+    description: The server's container, when it runs on this host; its exit ends the run.
+    type: str
+  server_output_dir:
+    description: Host directory holding the server's FederatedScope output, read for the round.
+    type: path
+  deadline:
+    description: Unix time after which the run counts as timed out.
+    type: float
+  poll_s:
+    description:
+      - Wait up to this many seconds for something to change (a new round, an exit) before
+        answering, so a retry loop needs few round trips. 0 answers at once.
+    type: float
+    default: 0
+  logs_dir:
+    description: When set, each participant's container log is written to
+      C(<logs_dir>/<name>/container.log).
+    type: path
+  log_tail_lines:
+    description: How many of a failed participant's last log lines to return.
+    type: int
+    default: 30
+  workdir:
+    description: Host directory of the testbed; each participant's control files are under
+      C(<workdir>/<name>/control/).
+    type: path
+  wait_for_file:
+    description:
+      - Wait, up to O(poll_s), until every participant has written this control file
+        (C(waiting) once its image has loaded the framework, C(ready) once it listens), or
+        one fails. Needs O(workdir).
+    type: str
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: Only reads, except that O(logs_dir) (re)writes the log files.
+notes:
+  - A participant has failed when its container is missing, exited with a non-zero status, or
+    was killed by the out-of-memory killer.
+  - The run has finished when the server's container exited with status 0; on a host without
+    the server, when every participant there exited with status 0.
+"""
+
+EXAMPLES = r"""
+- name: Wait until training ends, showing the round
+  flbed_watch:
+    testbed: demo
+    participants: "{{ my_participants }}"
+    server_container: flbed-demo-server
+    server_output_dir: /var/lib/flbed/demo/server/out
+    deadline: "{{ deadline }}"
+    poll_s: 5
+  register: flbed_watch_state
+  until: flbed_watch_state.finished or flbed_watch_state.failed or flbed_watch_state.timed_out
+  retries: 100000
+  delay: 0
+"""
+
+RETURN = r"""
+participants:
+  description: One entry per container, with name, container, state, exit_code, oom_killed.
+  returned: always
+  type: list
+round:
+  description: Highest training round the server's log has started, or null.
+  returned: always
+  type: int
+finished:
+  description: The run ended well on this host.
+  returned: always
+  type: bool
+not_yet:
+  description: Participants that have not written O(wait_for_file) yet.
+  returned: when O(wait_for_file) is set
+  type: list
+failed_participants:
+  description: Participants that failed, each with name, reason, exit_code, oom_killed and
+    log_tail (their last log lines).
+  returned: always
+  type: list
+timed_out:
+  description: The deadline has passed without the run finishing.
+  returned: always
+  type: bool
+"""
+
+import glob
+import os
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.flbed_docker import DockerAPI, DockerError
+
+ROUND_PATTERN = re.compile(r"Round #?(\d+)")
+LABEL = "flbed.testbed"
+POLL_STEP_S = 0.5
+
+
+def read_round(output_dir):
+    """The highest round number the server's log mentions, or None before the first."""
+    if not output_dir:
+        return None
+    found = None
+    for path in glob.glob(os.path.join(output_dir, "*", "exp_print.log")):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                match = ROUND_PATTERN.search(line)
+                if match:
+                    found = max(found or 0, int(match.group(1)))
+    return found
+
+
+def describe(name, container, info):
+    """One participant's state from the engine's inspect answer (None: no such container)."""
+    if info is None:
+        return {"name": name, "container": container, "state": "missing",
+                "exit_code": None, "oom_killed": False}
+    state = info.get("State", {})
+    return {"name": name, "container": container, "state": state.get("Status", "unknown"),
+            "exit_code": state.get("ExitCode") if state.get("Status") == "exited" else None,
+            "oom_killed": bool(state.get("OOMKilled")),
+            "memory_bytes": info.get("HostConfig", {}).get("Memory") or None}
+
+
+def failure_reason(entry):
+    if entry["state"] == "missing":
+        return "its container vanished"
+    if entry["oom_killed"]:
+        return "killed by the out-of-memory killer"
+    if entry["state"] in ("exited", "dead") and entry["exit_code"] != 0:
+        return f"exited with status {entry['exit_code']}"
+    return None
+
+
+class Watcher:
+    def __init__(self, module, api):
+        self.module = module
+        self.api = api
+        self.params = module.params
+
+    def expected(self):
+        if self.params["participants"] is not None:
+            return [(p["name"], p["container"]) for p in self.params["participants"]]
+        found = self.api.list_containers(labels={LABEL: self.params["testbed"]})
+        return sorted(
+            (c.get("Labels", {}).get("flbed.participant") or c["Names"][0].lstrip("/"),
+             c["Names"][0].lstrip("/")) for c in found)
+
+    def look(self):
+        entries = [describe(name, container, self.api.inspect_container(container))
+                   for name, container in self.expected()]
+        failed = []
+        for entry in entries:
+            reason = failure_reason(entry)
+            if reason:
+                failed.append(dict(entry, reason=reason))
+        server = self.params["server_container"]
+        if server:
+            finished = any(e["container"] == server and e["state"] == "exited"
+                           and e["exit_code"] == 0 for e in entries)
+        else:
+            finished = bool(entries) and all(
+                e["state"] == "exited" and e["exit_code"] == 0 for e in entries)
+        state = {"participants": entries, "failed_participants": failed,
+                 "finished": finished, "round": read_round(self.params["server_output_dir"])}
+        if self.params["wait_for_file"]:
+            state["not_yet"] = [name for name, _ in self.expected() if not os.path.exists(
+                os.path.join(self.params["workdir"], name, "control",
+                             self.params["wait_for_file"]))]
+        return state
+
+    def watch(self):
+        """Look until something changes, the poll time is up, or the run is over."""
+        give_up = time.time() + self.params["poll_s"]
+        first = self.look()
+        state = first
+        while time.time() < give_up and not self.over(state):
+            time.sleep(POLL_STEP_S)
+            state = self.look()
+            if "not_yet" not in state and self.signature(state) != self.signature(first):
+                break
+        deadline = self.params["deadline"]
+        state["timed_out"] = bool(deadline) and time.time() > deadline and not state["finished"]
+        for entry in state["failed_participants"]:
+            entry["log_tail"] = self.log_tail(entry)
+        return state
+
+    @staticmethod
+    def over(state):
+        if "not_yet" in state:
+            return not state["not_yet"] or bool(state["failed_participants"])
+        return state["finished"] or bool(state["failed_participants"])
+
+    @staticmethod
+    def signature(state):
+        return (state["round"], [(e["state"], e["exit_code"]) for e in state["participants"]])
+
+    def log_tail(self, entry):
+        if entry["state"] == "missing":
+            return ""
+        try:
+            return self.api.container_logs(entry["container"],
+                                           tail=self.params["log_tail_lines"])
+        except DockerError as error:
+            return f"(log unavailable: {error})"
+
+    def save_logs(self, entries):
+        for entry in entries:
+            if entry["state"] == "missing":
+                continue
+            folder = os.path.join(self.params["logs_dir"], entry["name"])
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "container.log"), "w", encoding="utf-8") as handle:
+                handle.write(self.api.container_logs(entry["container"], tail="all"))
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            testbed=dict(type="str", required=True),
+            participants=dict(type="list", elements="dict"),
+            server_container=dict(type="str"),
+            server_output_dir=dict(type="path"),
+            deadline=dict(type="float"),
+            poll_s=dict(type="float", default=0),
+            logs_dir=dict(type="path"),
+            log_tail_lines=dict(type="int", default=30),
+            workdir=dict(type="path"),
+            wait_for_file=dict(type="str", choices=["waiting", "ready"]),
+        ),
+        required_by={"wait_for_file": "workdir"},
+        supports_check_mode=True,
+    )
+    watcher = Watcher(module, DockerAPI())
+    try:
+        state = watcher.watch()
+        if module.params["logs_dir"] and not module.check_mode:
+            watcher.save_logs(state["participants"])
+    except (DockerError, OSError) as error:
+        module.fail_json(msg=f"cannot read the state of testbed "
+                             f"{module.params['testbed']!r}: {error}")
+    module.exit_json(changed=False, **state)
+
+
+if __name__ == "__main__":
+    main()
