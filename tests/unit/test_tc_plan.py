@@ -150,6 +150,11 @@ TBF_1MBIT = [{"kind": "tbf", "handle": "1:", "root": True, "refcnt": 3,
              {"kind": "ingress", "handle": "ffff:", "parent": "ffff:fff1", "options": {}}]
 TBF_1GBIT = [{"kind": "tbf", "handle": "1:", "root": True, "refcnt": 2,
               "options": {"rate": 125000000, "burst": 501500, "lat": 195988}}]
+# As flbed_link left them for up 1 mbit / down 1 gbit.
+APPLIED_1MBIT = [{"kind": "tbf", "handle": "1:", "root": True, "refcnt": 3,
+                  "options": {"rate": 125000, "burst": 2100, "lat": 100000}}, TBF_1MBIT[1]]
+APPLIED_1GBIT_IFB = [{"kind": "tbf", "handle": "1:", "root": True, "refcnt": 2,
+                      "options": {"rate": 125000000, "burst": 501500, "lat": 100000}}]
 TBF_WITH_PFIFO_CHILD = [TBF_1MBIT[0], {"kind": "pfifo", "handle": "10:", "parent": "1:1",
                                        "options": {"limit": 50}}]
 FILTERS = [
@@ -215,9 +220,7 @@ def test_matching_state_plans_nothing_and_a_rate_change_rebuilds_one_direction()
     up = flbed_tc.shaping_commands(DEV, wanted["upload"])
     assert up == [["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "tbf",
                    "rate", "1000000bit", "burst", "2100b", "limit", "14600b"]]
-    tbf_1mbit = [{"kind": "tbf", "handle": "1:", "root": True,
-                  "options": {"rate": 125000, "burst": 2100, "lat": 100000}}, TBF_1MBIT[1]]
-    state = flbed_tc.read_state(tbf_1mbit, FILTERS, [IFB_LINK], TBF_1GBIT, IFB)
+    state = flbed_tc.read_state(APPLIED_1MBIT, FILTERS, [IFB_LINK], APPLIED_1GBIT_IFB, IFB)
     assert flbed_tc.plan_present(wanted, state, DEV, IFB) == []
 
     faster = flbed_tc.wanted_link(link(2 * 10 ** 6, 10 ** 9))
