@@ -11,6 +11,7 @@ import ast
 import glob
 import json
 import os
+import re
 
 from . import fsconfig
 
@@ -21,20 +22,28 @@ def participant_output_dir(run_dir, name):
     return os.path.join(run_dir, "participants", name, "out", fsconfig.EXPERIMENT_NAME)
 
 
+# numpy 2 writes np.float64(1.5) and bare nan/inf into FederatedScope's dict lines.
+_NUMPY_SCALAR = re.compile(r"np\.(?:float|int)\d*\(([^()]*)\)")
+_NOT_FINITE = re.compile(r"(?<![\w'])-?(?:nan|inf)(?![\w'])")
+SERVER_ROLE = "Server #"
+
+
+def parse_record(line):
+    """One eval_results line as a dict, or None for a line cut short or not a record."""
+    text = _NOT_FINITE.sub("None", _NUMPY_SCALAR.sub(r"\1", line.strip()))
+    try:
+        record = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def read_eval_results(path):
     """The evaluation records of one eval_results.raw, in file order; [] when absent."""
-    records = []
     if not os.path.exists(path):
-        return records
+        return []
     with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                record = ast.literal_eval(line.strip())
-            except (ValueError, SyntaxError):
-                continue  # a line cut short by a participant that died mid-write
-            if isinstance(record, dict):
-                records.append(record)
-    return records
+        return [record for record in map(parse_record, handle) if record is not None]
 
 
 def server_records(run_dir):
@@ -42,29 +51,35 @@ def server_records(run_dir):
         os.path.join(participant_output_dir(run_dir, "server"), "eval_results.raw"))
 
 
+def round_records(records):
+    """The server's per-round evaluations; FederatedScope numbers rounds from 0."""
+    return [r for r in records
+            if r.get("Role") == SERVER_ROLE and isinstance(r.get("Round"), int)]
+
+
 def rounds_completed(records):
-    rounds = [r.get("Round") for r in records if isinstance(r.get("Round"), int)]
-    return max(rounds) if rounds else 0
+    rounds = [r["Round"] for r in round_records(records)]
+    return max(rounds) + 1 if rounds else 0
 
 
 def final_metrics(records):
-    """The server's last evaluation: the "Final" record, else the highest round's."""
+    """The server's last word: the "Final" evaluation, else the mean of the last round's."""
     for record in reversed(records):
-        if record.get("Round") == "Final":
-            return _flatten(record.get("Results_raw", {}))
-    numbered = [r for r in records if isinstance(r.get("Round"), int)]
-    if not numbered:
-        return {}
-    return _flatten(max(numbered, key=lambda r: r["Round"]).get("Results_raw", {}))
+        if record.get("Role") == SERVER_ROLE and record.get("Round") == "Final":
+            raw = record.get("Results_raw", {})
+            return _numbers(raw.get("client_summarized_weighted_avg", raw))
+    rounds = round_records(records)
+    return _numbers(rounds[-1].get("Results_raw", {})) if rounds else {}
 
 
-def _flatten(results):
-    """Results_raw may nest per split; keep plain numbers with their key path."""
+def _numbers(results):
+    """Plain numbers of a result mapping; a per-client list becomes its mean."""
     flat = {}
     for key, value in results.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{inner}": v for inner, v in _flatten(value).items()})
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, list):
+            value = [v for v in value if isinstance(v, (int, float))]
+            value = sum(value) / len(value) if value else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             flat[key] = value
     return flat
 

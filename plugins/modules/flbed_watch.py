@@ -93,7 +93,7 @@ participants:
   returned: always
   type: list
 round:
-  description: Highest training round the server's log has started, or null.
+  description: The training round in progress, counted from 1, or null before the first.
   returned: always
   type: int
 finished:
@@ -129,7 +129,10 @@ POLL_STEP_S = 0.5
 
 
 def read_round(output_dir):
-    """The highest round number the server's log mentions, or None before the first."""
+    """The round in progress, counted from 1, from the server's log; None before the first.
+
+    FederatedScope numbers rounds from 0 ("Starting training (Round #0)").
+    """
     if not output_dir:
         return None
     found = None
@@ -138,7 +141,7 @@ def read_round(output_dir):
             for line in handle:
                 match = ROUND_PATTERN.search(line)
                 if match:
-                    found = max(found or 0, int(match.group(1)))
+                    found = max(found or 0, int(match.group(1)) + 1)
     return found
 
 
