@@ -48,7 +48,8 @@ def make_plan(testbed, inventory, *, run_id=None, runs_root="runs",
             "profile": profile.name, "container": container,
             "cpus": profile.cpus, "memory_bytes": profile.memory_bytes,
             "link": profile.link.as_dict(), "port": fsconfig.GRPC_PORT,
-            "listen": f"{container}:{fsconfig.GRPC_PORT}", "fs_config": config,
+            "listen": f"{container}:{fsconfig.GRPC_PORT}", "env": group.env,
+            "fs_config": config,
         })
 
     warnings = _capacity_problems(participants, inventory, problems)

@@ -30,8 +30,9 @@ TOP_KEYS = ("name", "description", "timeout", "image", "federatedscope", "server
             "profiles", "shaping")
 IMAGE_KEYS = ("base", "torch", "packages", "wheelhouse", "ca_bundle", "pip_extra_index_url")
 FS_KEYS = ("source", "config")
-PARTICIPANT_KEYS = ("profile", "host")
-CLIENT_KEYS = ("profile", "count", "host")
+PARTICIPANT_KEYS = ("profile", "host", "env")
+CLIENT_KEYS = ("profile", "count", "host", "env")
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 SHAPING_KEYS = ("allow_missing",)
 SHAPING_SETTINGS = ("delay", "jitter", "loss")
 
@@ -43,6 +44,7 @@ class Placement:
     profile: str
     host: str = None
     count: int = 1
+    env: dict = field(default_factory=dict)  # extra environment of the participant process
 
 
 @dataclass
@@ -264,7 +266,24 @@ def _placement(check, raw, path, keys, profiles, count=1):
                   f"known: {', '.join(sorted(profiles))}")
     host = check.string(raw.get("host"), f"{path}.host", HOST_PATTERN,
                         "an inventory host or group name")
-    return Placement(profile, host, count)
+    return Placement(profile, host, count, _env(check, raw.get("env"), f"{path}.env"))
+
+
+def _env(check, raw, path):
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        check.add(path, f"{_show(raw)} is not a mapping of variable names to values")
+        return {}
+    env = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not ENV_NAME_PATTERN.fullmatch(key):
+            check.add(f"{path}.{key}", "not a variable name; use letters, digits and '_'")
+        elif isinstance(value, (dict, list)) or value is None:
+            check.add(f"{path}.{key}", f"{_show(value)} is not allowed; use a string or number")
+        else:
+            env[key] = str(value)
+    return env
 
 
 def _clients(check, raw, profiles):
