@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest_link import TEST_TESTBED, busybox_container, busybox_image  # noqa: F401
+from .conftest_link import TEST_TESTBED, busybox_container, busybox_image  # noqa: F401
 
 import flbed_docker
 
