@@ -1,7 +1,6 @@
 """flbed_link through real Ansible on the real kernel: a veth pair between two namespaces,
 and a real container. Needs root; the container test needs Docker too."""
 
-import subprocess
 
 import pytest
 
