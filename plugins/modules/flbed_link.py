@@ -19,7 +19,7 @@ description:
     way. Delay, jitter and the packet impairments go into a netem qdisc below the TBF.
   - Reads the current qdiscs with C(tc -j), compares them with what is wanted and changes
     only a direction that differs, rebuilding that direction's qdisc tree whole.
-  - All numbers are plain: bit/s, milliseconds, percent. Unit strings are converted by the
+  - All numbers are plain (bit/s, milliseconds, percent). Unit strings are converted by the
     flbed planner before they reach this module.
 version_added: 0.1.0
 author:
@@ -180,8 +180,8 @@ commands:
   type: list
   elements: str
   sample:
-    - nsenter -t 4242 -n tc qdisc add dev eth0 root handle 1: tbf rate 5000000bit burst 4100b
-      limit 66600b
+    - "nsenter -t 4242 -n tc qdisc add dev eth0 root handle 1: tbf rate 5000000bit
+      burst 4100b limit 66600b"
 not_applied:
   description: Settings left out because the kernel lacks their support (see O(allow_missing)).
   returned: always
