@@ -13,6 +13,7 @@ Subcommands:
               check that a git remote answers, and name the source by content or commit
   fs-wheel    build the FederatedScope wheel (``pip wheel --no-deps``) once per identity
   wheelhouse  resolve and download torch and the other packages for the target platform
+  pack        pack a wheelhouse's wheels into one tar, named by their digest, for staging
   tag         hash named strings and files (contents) into a short image tag
 
 Only the standard library is used: the script runs beside any Ansible controller.
@@ -30,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 
@@ -423,6 +425,35 @@ def build_wheelhouse(args):
             "wheels": wheel_files(out_dir)}
 
 
+def wheels_sha256(wheel_dir, wheels):
+    digest = hashlib.sha256()
+    for name in wheels:
+        digest.update(name.encode("utf-8") + b"\0")
+        digest.update(file_sha256(os.path.join(wheel_dir, name)).encode("ascii"))
+    return digest.hexdigest()
+
+
+def pack_wheels(wheel_dir, cache_dir):
+    """One tar of the wheelhouse's wheels: a host receives one file instead of dozens, and
+    the image recipe unpacks it with ADD."""
+    if not os.path.isdir(wheel_dir):
+        raise InputError(f"the wheelhouse {wheel_dir} does not exist on the controller")
+    wheels = wheel_files(wheel_dir)
+    if not wheels:
+        raise InputError(f"the wheelhouse {wheel_dir} holds no *.whl files")
+    digest = wheels_sha256(wheel_dir, wheels)
+    packs = os.path.join(cache_dir, "packs")
+    tar_path = os.path.join(packs, f"wheels-{digest[:KEY_LENGTH]}.tar")
+    with locked(packs):
+        changed = not os.path.exists(tar_path)
+        if changed:
+            with tarfile.open(tar_path + ".part", "w") as tar:
+                for name in wheels:
+                    tar.add(os.path.join(wheel_dir, name), arcname=name)
+            os.replace(tar_path + ".part", tar_path)
+    return {"changed": changed, "tar": tar_path, "digest": "wheels:" + digest}
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -459,6 +490,10 @@ def parse_args(argv):
     wheelhouse.add_argument("--from-source", action="append", default=[])
     wheelhouse.add_argument("--extra-index-url", default="")
 
+    pack = commands.add_parser("pack")
+    pack.add_argument("--wheel-dir", required=True)
+    pack.add_argument("--cache-dir", required=True)
+
     tag = commands.add_parser("tag")
     tag.add_argument("--text", action="append", default=[], help="NAME=VALUE")
     tag.add_argument("--file", action="append", default=[], help="NAME=PATH (may be empty)")
@@ -475,6 +510,8 @@ def run(args):
         return build_fs_wheel(args.python, args.requirement, args.identity, args.cache_dir)
     if args.command == "wheelhouse":
         return build_wheelhouse(args)
+    if args.command == "pack":
+        return pack_wheels(args.wheel_dir, args.cache_dir)
     tag, inputs = image_tag(key_values(args.text, "--text"), key_values(args.file, "--file"))
     return {"tag": tag, "inputs": inputs}
 
