@@ -36,6 +36,8 @@ class Progress:
         if not self.enabled:
             return
         if kind == "play":
+            self._close_step()
+            self.step = None
             say(f"== {value}")
         elif kind == "task":
             self._close_step()

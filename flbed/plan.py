@@ -15,6 +15,8 @@ from .errors import InputError
 DEFAULT_GROUP = "flbed_default"
 HOST_WORKDIR = "/var/lib/flbed"  # also flbed_workdir_root in playbooks/group_vars/all.yml
 LABEL = "flbed.testbed"
+# The testbed's word for a link setting, and the shaping module's parameter for it.
+SHAPING_PARAMETERS = {"delay": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct"}
 
 
 def container_name(testbed, participant):
@@ -68,7 +70,7 @@ def make_plan(testbed, inventory, *, run_id=None, runs_root="runs",
         "total_rounds": fsconfig.total_rounds(testbed.fs_config),
         "fs_source": testbed.fs_source,
         "image": testbed.image,
-        "allow_missing": testbed.allow_missing,
+        "allow_missing": [SHAPING_PARAMETERS[setting] for setting in testbed.allow_missing],
         "hosts": sorted({p["host"] for p in participants}),
         "participants": participants,
         "warnings": warnings,

@@ -8,6 +8,7 @@ disk.
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,12 @@ REPO_DIR = os.environ.get("FLBED_HOME") or os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOK_DIR = os.path.join(REPO_DIR, "playbooks")
 PLAN_TASK = "Check the testbed file and compute the plan"
+
+
+def _search_path():
+    """PATH with this Python's scripts first: its ansible-playbook, even when no virtual
+    environment is active."""
+    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
 @dataclass
@@ -78,8 +85,8 @@ class _Events:
             self._retry(data.get("res", {}))
         elif kind == "runner_on_ok":
             self._ok(task, data)
-        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get(
-                "ignore_errors"):
+        elif kind in ("runner_on_failed", "runner_on_unreachable", "runner_item_on_failed") \
+                and not data.get("ignore_errors"):
             self._failed(kind, task, data)
         return True  # keep the event in ansible-runner's own (temporary) artifacts
 
@@ -99,6 +106,8 @@ class _Events:
     def _failed(self, kind, task, data):
         res = data.get("res", {})
         message = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
+        if kind == "runner_on_failed" and res.get("results"):
+            return  # a loop: each failed item was reported on its own
         failure = Failure(data.get("host", "?"), task, str(message).strip(),
                           unreachable=kind == "runner_on_unreachable")
         self.failures.append(failure)
@@ -120,13 +129,18 @@ def run_playbook(name, inventory, extravars, *, progress=None, check=False,
             inventory=os.path.abspath(inventory),
             extravars=extravars,
             envvars={"ANSIBLE_CONFIG": os.path.join(REPO_DIR, "ansible.cfg"),
-                     "ANSIBLE_FORCE_COLOR": "0"},
+                     "ANSIBLE_FORCE_COLOR": "0", "PATH": _search_path()},
             cmdline="--check --diff" if check else None,
             event_handler=events,
             quiet=True,
             suppress_env_files=True,
         )
         stats = runner.stats or {}
+        if runner.rc != 0 and not events.failures:
+            # Ansible stopped before any task could fail: a syntax error, a missing binary.
+            tail = runner.stdout.read().strip().splitlines()[-3:] if runner.stdout else []
+            events.failures.append(Failure("controller", "ansible-playbook " + name,
+                                           " ".join(tail) or f"exited with {runner.rc}"))
         return PlaybookResult(runner.rc, runner.status, stats, events.failures, events.results,
                               events.warnings, time.monotonic() - started)
     finally:
