@@ -6,6 +6,7 @@ end. The base image (flbed/base:...) and the controller's wheelhouse cache are k
 they are caches, and the first build of each takes a minute or more.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -50,9 +51,8 @@ def require_docker():
     probe = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.skip("needs a running Docker engine: " + probe.stderr.strip()[-200:])
-    try:
-        import docker  # noqa: F401  (community.docker needs the SDK on the managed host)
-    except ImportError:
+    # community.docker's modules need the SDK in the managed host's Python, here this one.
+    if importlib.util.find_spec("docker") is None:
         pytest.skip("needs the docker Python SDK in " + sys.executable)
 
 
@@ -111,6 +111,20 @@ def docker(*argv):
     return subprocess.run(["docker", *argv], capture_output=True, text=True, check=True).stdout
 
 
+def make_ca_bundle(tmp_path):
+    """One real certificate (the last of the controller's bundle) stands for a lab's proxy CA."""
+    host_bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if not host_bundle.exists():
+        pytest.skip("needs a CA bundle at /etc/ssl/certs/ca-certificates.crt to borrow from")
+    text = host_bundle.read_text(encoding="utf-8")
+    start = text.rindex("-----BEGIN CERTIFICATE-----")
+    certificate = text[start:text.index("-----END CERTIFICATE-----", start)]
+    certificate += "-----END CERTIFICATE-----\n"
+    bundle = tmp_path / "lab-proxy-ca.pem"
+    bundle.write_text(certificate, encoding="utf-8")
+    return bundle
+
+
 @pytest.fixture
 def built_image(tmp_path):
     """Run the role twice; yields (ref, first run, second run); removes the image after."""
@@ -118,6 +132,7 @@ def built_image(tmp_path):
     source = make_fs_source(tmp_path)
     run_role = RoleRun(tmp_path, {
         "fl_image_fs_source": str(source),
+        "fl_image_ca_bundle": str(make_ca_bundle(tmp_path)),
         "fl_image_cache_dir": str(WHEELHOUSE_CACHE),
         "fl_image_host_cache_dir": str(tmp_path / "host-cache"),
     })
@@ -140,6 +155,9 @@ def test_role_builds_a_runnable_participant_image_once(built_image):
     assert config["Labels"]["flbed.image"] == "participant"
     assert config["Labels"]["flbed.torch"] == "torch==2.13.0+cpu"
     assert "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python" in config["Env"]
+    assert config["Labels"]["flbed.ca-bundle"] == "extra"
+    for name in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"):
+        assert f"{name}=/opt/flbed/ca-bundle.pem" in config["Env"]
 
     probe = ("import os, torch, federatedscope, google.protobuf;"
              "print(os.getuid(), torch.version.cuda, google.protobuf.__version__,"
@@ -148,6 +166,16 @@ def test_role_builds_a_runnable_participant_image_once(built_image):
     assert out.split() == ["10001", "None", "3.20.3", "True"]
     docker("run", "--rm", "--network", "none", "--entrypoint", "test", ref,
            "-f", "/opt/flbed/participant.py")
+
+    # The extra CA is trusted on top of Debian's bundle, not instead of it.
+    count = ("import os, ssl; c = ssl.create_default_context();"
+             "print(len(c.get_ca_certs()), open(os.environ['SSL_CERT_FILE']).read().count("
+             "'BEGIN CERTIFICATE'), open('/etc/ssl/certs/ca-certificates.crt').read().count("
+             "'BEGIN CERTIFICATE'))")
+    loaded, in_bundle, debian = map(int, docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "python", ref, "-c", count).split())
+    assert in_bundle == debian + 1
+    assert loaded >= debian
 
     assert image_ref(second_out) == ref
     assert recap_changed(second_out) == 0
