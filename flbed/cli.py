@@ -123,7 +123,7 @@ def table(rows):
 # ---------------------------------------------------------------- acting on hosts
 
 def playbook(args, name, extravars, *, total_rounds=None, check=False, keep_results=()):
-    progress = Progress(not args.json and not args.quiet, total_rounds)
+    progress = Progress(not args.quiet, total_rounds)  # stderr: --json output stays clean
     result = run_playbook(name, args.inventory, extravars, progress=progress, check=check,
                           keep_results=keep_results)
     progress.close()
