@@ -100,8 +100,9 @@ class _Events:
             self.results.setdefault(task, {})[data.get("host")] = res
         if data.get("task_action") in ("ansible.builtin.debug", "debug") and \
                 task.startswith("Warn"):
-            self.warnings.append(res.get("msg"))
-            self.progress("warning", res.get("msg"))
+            for item in res.get("results") or [res]:
+                self.warnings.append(item.get("msg"))
+                self.progress("warning", item.get("msg"))
 
     def _failed(self, kind, task, data):
         res = data.get("res", {})
