@@ -102,8 +102,12 @@ def _participant_entries(plan, outcomes):
     return entries
 
 
-def build_summary(plan, outcomes, host_failures=()):
-    """The run's summary.json content from the plan, each host's launch outcome and errors."""
+def build_summary(plan, outcomes, host_failures=(), shaping=()):
+    """The run's summary.json content from the plan, each host's launch outcome and errors.
+
+    ``shaping`` holds net_shaping's record per participant; what it could not apply (a
+    kernel without netem, allowed by the testbed) is written down, never left silent.
+    """
     records = server_records(plan["run_dir"])
     failures = [dict(f, kind="participant") for o in outcomes
                 for f in o.get("failed_participants", [])]
@@ -130,6 +134,8 @@ def build_summary(plan, outcomes, host_failures=()):
         "participants": _participant_entries(plan, outcomes),
         "failures": failures,
         "warnings": plan.get("warnings", []),
+        "links_not_applied": {entry["participant"]: entry["not_applied"]
+                              for entry in shaping if entry.get("not_applied")},
     }
 
 

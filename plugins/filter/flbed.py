@@ -15,10 +15,11 @@ def _results():
     return results
 
 
-def flbed_summary(plan, outcomes, host_failures=None):
-    """summary.json of a run: ``plan | flbed_summary(outcomes, host_failures)``."""
+def flbed_summary(plan, outcomes, host_failures=None, shaping=None):
+    """summary.json of a run: ``plan | flbed_summary(outcomes, host_failures, shaping)``."""
     outcomes = [o for o in outcomes if isinstance(o, dict)]
-    return _results().build_summary(plan, outcomes, host_failures or [])
+    shaping = [entry for records in shaping or [] for entry in records or []]
+    return _results().build_summary(plan, outcomes, host_failures or [], shaping)
 
 
 class FilterModule:
