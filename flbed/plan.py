@@ -17,6 +17,9 @@ HOST_WORKDIR = "/var/lib/flbed"  # also flbed_workdir_root in playbooks/group_va
 LABEL = "flbed.testbed"
 # The testbed's word for a link setting, and the shaping module's parameter for it.
 SHAPING_PARAMETERS = {"delay": "delay_ms", "jitter": "jitter_ms", "loss": "loss_pct"}
+# When a participant's CPU quota binds: once it listens (start-up runs at the host's speed,
+# no round before the quota), or from the container's creation.
+CPU_AFTER_READY, CPU_FROM_START = "after_ready", "from_start"
 
 
 def container_name(testbed, participant):
@@ -71,6 +74,8 @@ def make_plan(testbed, inventory, *, run_id=None, runs_root="runs",
         "fs_source": testbed.fs_source,
         "image": testbed.image,
         "allow_missing": [SHAPING_PARAMETERS[setting] for setting in testbed.allow_missing],
+        "fs_wait": testbed.fs_wait,
+        "cpu_policy": CPU_FROM_START if testbed.throttle_from_start else CPU_AFTER_READY,
         "hosts": sorted({p["host"] for p in participants}),
         "participants": participants,
         "warnings": warnings,

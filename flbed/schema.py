@@ -29,7 +29,10 @@ FS_SOURCE_ENV = "FLBED_FS_SOURCE"
 TOP_KEYS = ("name", "description", "timeout", "image", "federatedscope", "server", "clients",
             "profiles", "shaping")
 IMAGE_KEYS = ("base", "torch", "packages", "wheelhouse", "ca_bundle", "pip_extra_index_url")
-FS_KEYS = ("source", "config")
+FS_KEYS = ("source", "config", "wait", "throttle_from_start")
+# How a waiting participant waits for a message: "blocking" replaces FederatedScope's busy
+# loop in flbed's entry point; "spinning" runs the framework untouched.
+FS_WAITS = ("blocking", "spinning")
 PARTICIPANT_KEYS = ("profile", "host", "env")
 CLIENT_KEYS = ("profile", "count", "host", "env")
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -59,6 +62,9 @@ class Testbed:
     clients: list
     profiles: dict  # name -> profiles.Profile, built-ins and the file's own
     allow_missing: list = field(default_factory=list)
+    fs_wait: str = "blocking"
+    # False: a participant starts at the host's speed and gets its quota once it listens.
+    throttle_from_start: bool = False
     raw: dict = field(default_factory=dict)
     path: str = None
 
@@ -147,6 +153,7 @@ def parse_testbed(data, environ=None, base_dir="."):
     timeout_s = check.convert(data.get("timeout", DEFAULT_TIMEOUT), "timeout", _timeout)
     image = _image(check, data.get("image"))
     fs_source, fs_config = _federatedscope(check, data.get("federatedscope"), environ, base_dir)
+    fs_wait, throttle_from_start = _fs_emulation(check, data.get("federatedscope"))
     profiles = _profiles(check, data.get("profiles"))
     server = _placement(check, data.get("server"), "server", PARTICIPANT_KEYS, profiles)
     clients = _clients(check, data.get("clients"), profiles)
@@ -155,7 +162,7 @@ def parse_testbed(data, environ=None, base_dir="."):
     if check.problems:
         raise InputError(check.problems)
     return Testbed(name, description, timeout_s, image, fs_source, fs_config, server, clients,
-                   profiles, allow_missing, raw=data)
+                   profiles, allow_missing, fs_wait, throttle_from_start, raw=data)
 
 
 def _timeout(value):
@@ -196,6 +203,22 @@ def _federatedscope(check, raw, environ, base_dir):
     if source:
         return _local_or_requirement(source, base_dir), config
     return DEFAULT_FS_SOURCE, config
+
+
+def _fs_emulation(check, raw):
+    """How FederatedScope waits for messages, and whether the CPU quota binds from the start."""
+    raw = raw if isinstance(raw, dict) else {}
+    wait = raw.get("wait", "blocking")
+    if wait not in FS_WAITS:
+        check.add("federatedscope.wait", f"{_show(wait)} is not allowed; use one of "
+                  f"{', '.join(FS_WAITS)}")
+        wait = "blocking"
+    from_start = raw.get("throttle_from_start", False)
+    if not isinstance(from_start, bool):
+        check.add("federatedscope.throttle_from_start", f"{_show(from_start)} is not allowed; "
+                  "use true (the quota binds while the framework starts) or false")
+        from_start = False
+    return wait, from_start
 
 
 def _local_or_requirement(source, base_dir):
