@@ -5,7 +5,8 @@
 
 Modules run on managed hosts (a Raspberry Pi among them) that may have a Docker engine but no
 Docker SDK for Python, so this speaks HTTP over the engine's unix socket itself. It covers
-only the read-only calls flbed's modules need: inspect, list by label, and logs.
+only the calls flbed's modules need: inspect, list by label, logs, and updating a running
+container's resources.
 
 Paths carry no API version ("/containers/json"), so any engine answers with its own default.
 """
@@ -86,19 +87,24 @@ def demultiplex_logs(raw):
 
 
 class DockerAPI:
-    """Read-only calls against one Docker engine."""
+    """Calls against one Docker engine."""
 
     def __init__(self, socket_path=DEFAULT_SOCKET_PATH, timeout_s=30.0):
         self.socket_path = socket_path
         self.timeout_s = timeout_s
 
-    def _request(self, path, params=None):
+    def _request(self, path, params=None, method="GET", body=None):
         url = path
         if params:
             url += "?" + urlencode(params)
+        headers = {"Host": "docker"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
         conn = _UnixHTTPConnection(self.socket_path, self.timeout_s)
         try:
-            conn.request("GET", url, headers={"Host": "docker"})
+            conn.request(method, url, body=payload, headers=headers)
             response = conn.getresponse()
             return response.status, response.read()
         except OSError as exc:
@@ -144,6 +150,15 @@ class DockerAPI:
         if labels:
             params["filters"] = encode_label_filter(labels)
         return self.get_json("/containers/json", params)
+
+    def update_container(self, name_or_id, resources):
+        """Change a running container's resources in place, e.g. {"NanoCpus": 500000000}."""
+        path = "/containers/%s/update" % quote(name_or_id, safe="")
+        status, body = self._request(path, method="POST", body=resources)
+        if status >= 400:
+            raise DockerError("Docker engine answered %s to POST %s: %s"
+                              % (status, path, self._error_text(body)), status=status)
+        return json.loads(body.decode("utf-8") or "{}")
 
     def container_logs(self, name_or_id, tail=200):
         """Return the last `tail` lines of stdout and stderr as one text."""
