@@ -98,8 +98,18 @@ def _participant_entries(plan, outcomes):
             "container": participant["container"],
             "exit_code": state.get("exit_code"), "state": state.get("state", "not started"),
             "oom_killed": state.get("oom_killed", False),
+            "memory_limit_bytes": state.get("memory_bytes"),
+            "memory_peak_bytes": state.get("memory_peak_bytes"),
         })
     return entries
+
+
+def _emulation(plan, outcomes):
+    """How compute was emulated: the wait, when quotas bound, and when each was set."""
+    quotas = {entry["name"]: {"cpus": entry["cpus"], "applied_at": entry["applied_at"]}
+              for outcome in outcomes for entry in outcome.get("cpu_quotas") or []}
+    return {"fs_wait": plan.get("fs_wait"), "cpu_policy": plan.get("cpu_policy"),
+            "cpu_quotas": quotas}
 
 
 def build_summary(plan, outcomes, host_failures=(), shaping=()):
@@ -136,6 +146,7 @@ def build_summary(plan, outcomes, host_failures=(), shaping=()):
         "warnings": plan.get("warnings", []),
         "links_not_applied": {entry["participant"]: entry["not_applied"]
                               for entry in shaping if entry.get("not_applied")},
+        "emulation": _emulation(plan, outcomes),
     }
 
 
