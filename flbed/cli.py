@@ -161,6 +161,8 @@ def cmd_run(args):
         reasons = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
         raise RunError("the run failed before it could be judged: " + "; ".join(reasons))
     summary = results.load_summary(plan["run_dir"])
+    summary["phases_s"] = result.phases_s
+    results.write_summary(plan["run_dir"], summary)
     summary["run_dir"] = plan["run_dir"]
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -172,7 +174,10 @@ def cmd_run(args):
 def print_summary(summary):
     print(f"testbed {summary['testbed']}: {summary['status']}, "
           f"{summary['rounds_completed']}/{summary['total_rounds']} rounds, "
-          f"{summary['wall_time_s']} s")
+          f"{summary['wall_time_s']} s of training")
+    if summary.get("phases_s"):
+        print("  phases: " + ", ".join(f"{phase} {seconds:.1f} s"
+                                       for phase, seconds in summary["phases_s"].items()))
     for key, value in sorted(summary["final_metrics"].items()):
         print(f"  {key} = {value:.6g}")
     rows = [("participant", "role", "host", "profile", "exit")]

@@ -150,6 +150,13 @@ def build_summary(plan, outcomes, host_failures=(), shaping=()):
     }
 
 
+def write_summary(run_dir, summary):
+    path = os.path.join(run_dir, "summary.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
 def load_summary(run_dir):
     with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as handle:
         return json.load(handle)

@@ -37,6 +37,21 @@ class Failure:
     unreachable: bool = False
 
 
+# The phases of a run, by the role whose tasks make them up.
+PHASES = {
+    "docker_host": "host_setup", "fl_image": "image", "fl_network": "provision",
+    "fl_participant": "provision", "net_shaping": "shaping", "fl_launch": "training",
+    "fl_collect": "collect", "fl_teardown": "teardown",
+}
+
+
+# Plays that are a phase of their own; tasks outside roles count to their play's phase.
+PLAY_PHASES = {
+    "Learn the size of each Docker host": "planning", "Plan the testbed": "planning",
+    "Open the run directory": "planning", "Judge the run": "summary",
+}
+
+
 @dataclass
 class PlaybookResult:
     rc: int
@@ -46,6 +61,7 @@ class PlaybookResult:
     results: dict = field(default_factory=dict)    # task name -> host -> module result
     warnings: list = field(default_factory=list)
     elapsed_s: float = 0.0
+    phases_s: dict = field(default_factory=dict)   # phase -> seconds, see PHASES
 
     @property
     def ok(self):
@@ -72,14 +88,30 @@ class _Events:
         self.failures = []
         self.results = {}
         self.warnings = []
+        self.phases_s = {}
+        self._phase, self._phase_started = None, None
+
+    def _enter_phase(self, phase):
+        now = time.monotonic()
+        if self._phase:
+            self.phases_s[self._phase] = self.phases_s.get(self._phase, 0.0) + (
+                now - self._phase_started)
+        self._phase, self._phase_started = phase, now
+
+    def close(self):
+        self._enter_phase(None)
+        return {phase: round(seconds, 3) for phase, seconds in self.phases_s.items()}
 
     def __call__(self, event):
         kind = event.get("event")
         data = event.get("event_data", {})
         task = data.get("task", "")
         if kind == "playbook_on_play_start":
+            self._enter_phase(PLAY_PHASES.get(data.get("play"), "other"))
             self.progress("play", data.get("play", ""))
         elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
+            if data.get("role") in PHASES:
+                self._enter_phase(PHASES[data["role"]])
             self.progress("task", task)
         elif kind == "runner_retry":
             self._retry(data.get("res", {}))
@@ -143,6 +175,6 @@ def run_playbook(name, inventory, extravars, *, progress=None, check=False,
             events.failures.append(Failure("controller", "ansible-playbook " + name,
                                            " ".join(tail) or f"exited with {runner.rc}"))
         return PlaybookResult(runner.rc, runner.status, stats, events.failures, events.results,
-                              events.warnings, time.monotonic() - started)
+                              events.warnings, time.monotonic() - started, events.close())
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
