@@ -21,7 +21,10 @@ test machines HTB undershot by 8 % at 256 kbit-1 mbit and warned about its quant
 while TBF stayed within the ~4.4 % TCP/frame overhead at all rates.
 """
 
+import itertools
+import json
 import math
+import shlex
 
 LINK_SETTINGS = (
     "up_rate_bps", "down_rate_bps", "delay_ms", "jitter_ms", "jitter_distribution",
@@ -440,6 +443,86 @@ def direction_view(direction):
 
 def link_view(upload, download):
     return {"upload": direction_view(upload), "download": direction_view(download)}
+
+
+# ---------------------------------------------------------------- one process per namespace
+#
+# Entering a namespace and starting tc costs a few milliseconds each time, which adds up over
+# dozens of participants. So the module reads a namespace's whole state with one script, and
+# applies its commands with one `tc -batch` / `ip -batch` per run of commands of one tool,
+# followed by the re-read, again in one script.
+
+STATE_MARK = "@@flbed-state"
+STATE_PARTS = ("links", "qdiscs", "filters")
+BATCH_TOOLS = ("tc", "ip")
+
+
+def state_script(dev):
+    """A shell script printing the namespace's links, all its qdiscs and `dev`'s ingress
+    filters as `tc -j`/`ip -j` JSON, each part closed by a mark line with its exit code."""
+    commands = ("ip -j link show", "tc -j qdisc show",
+                "tc -j filter show dev %s ingress" % shlex.quote(dev))
+    return "".join("%s; echo; echo %s %s $?\n" % (command, STATE_MARK, part)
+                   for part, command in zip(STATE_PARTS, commands))
+
+
+def split_state_output(out):
+    """{part: (exit code, text)} from what state_script printed; parts not reached are absent."""
+    parts, lines = {}, []
+    for line in out.splitlines():
+        if line.startswith(STATE_MARK + " "):
+            _mark, part, code = line.split()
+            parts[part] = (int(code), "\n".join(lines).strip())
+            lines = []
+        else:
+            lines.append(line)
+    return parts
+
+
+def state_from_parts(parts, dev, ifb):
+    """read_state() from split_state_output(); ValueError names the part that is missing,
+    failed or is not JSON."""
+    loaded = {}
+    for part in STATE_PARTS:
+        if part not in parts:
+            raise ValueError("reading the %s stopped before it printed anything" % part)
+        code, text = parts[part]
+        if code != 0:
+            raise ValueError("reading the %s failed with exit code %d" % (part, code))
+        try:
+            loaded[part] = json.loads(text) if text else []
+        except ValueError:
+            raise ValueError("the %s are not JSON: %r" % (part, text[:200]))
+    qdiscs = loaded["qdiscs"]
+    return read_state(qdiscs_of(qdiscs, dev), loaded["filters"], loaded["links"],
+                      qdiscs_of(qdiscs, ifb), ifb)
+
+
+def interface_names(parts):
+    """Interface names in the links part of split_state_output(), or [] when unreadable."""
+    code, text = parts.get("links", (1, ""))
+    try:
+        return [link.get("ifname") for link in json.loads(text)] if code == 0 else []
+    except ValueError:
+        return []
+
+
+def qdiscs_of(qdiscs, dev):
+    """The entries of `tc -j qdisc show` (all devices) that belong to `dev`."""
+    return [q for q in qdiscs if q.get("dev") == dev]
+
+
+def batch_script(commands):
+    """A shell script that runs `commands` (tc and ip argv lists, in order) with one
+    `tc -batch -` or `ip -batch -` per run of consecutive commands of the same tool and
+    stops with the tool's exit code at the first one that fails."""
+    blocks = []
+    for tool, group in itertools.groupby(commands, key=lambda argv: argv[0]):
+        if tool not in BATCH_TOOLS:
+            raise ValueError("cannot batch %r; only %s" % (tool, ", ".join(BATCH_TOOLS)))
+        lines = "\n".join(" ".join(shlex.quote(arg) for arg in argv[1:]) for argv in group)
+        blocks.append("%s -batch - <<'FLBED_END' || exit $?\n%s\nFLBED_END\n" % (tool, lines))
+    return "".join(blocks)
 
 
 def format_commands(commands):

@@ -6,11 +6,15 @@
 DOCUMENTATION = r"""
 ---
 module: flbed_link
-short_description: Shape one testbed participant's network link with Linux traffic control
+short_description: Shape testbed participants' network links with Linux traffic control
 description:
-  - Gives one participant (a container, or a named network namespace) the upload and download
+  - Gives a participant (a container, or a named network namespace) the upload and download
     rate, delay, jitter, loss, duplication, corruption and reordering of the device it stands
     for.
+  - Shapes one participant (O(container) or O(netns) with the link options) or, in one run,
+    every participant of a host (O(links)). The batch form reads each namespace's state
+    with one process, applies its commands with one C(tc -batch) and C(ip -batch) per run
+    of commands and works on a few namespaces at once, so fifty participants take seconds.
   - Works from the host, inside the participant's network namespace (C(nsenter)), so the
     container needs no capability and the code inside it cannot lift its own limits.
   - Upload is the egress of O(interface), shaped by a TBF qdisc at its root. Download is its
@@ -18,7 +22,8 @@ description:
     created in the same namespace (C(ifb-flbed) for C(eth0)), whose egress is shaped the same
     way. Delay, jitter and the packet impairments go into a netem qdisc below the TBF.
   - Reads the current qdiscs with C(tc -j), compares them with what is wanted and changes
-    only a direction that differs, rebuilding that direction's qdisc tree whole.
+    only a direction that differs, rebuilding that direction's qdisc tree whole. After a
+    change it reads them again and fails when the kernel holds something else.
   - All numbers are plain (bit/s, milliseconds, percent). Unit strings are converted by the
     flbed planner before they reach this module.
 version_added: 0.1.0
@@ -28,7 +33,7 @@ options:
   container:
     description:
       - Name or ID of the Docker container to shape. Its main process gives the namespace.
-      - Exactly one of O(container) and O(netns) is required.
+      - Exactly one of O(container), O(netns) and O(links) is required.
     type: str
   netns:
     description:
@@ -84,6 +89,74 @@ options:
     description: Share of packets sent at once, ahead of delayed ones. Needs O(delay_ms).
     type: float
     default: 0
+  links:
+    description:
+      - The batch form. One entry per participant to shape, each with its own target
+        (O(links[].container), or O(links[].netns) and O(links[].interface)), its
+        O(links[].participant) name and its link numbers, which have the meaning and
+        defaults of the options of the same name above.
+      - The options O(allow_missing), O(testbed), O(host), O(docker_socket) and O(state)
+        apply to every entry. The per-target options must not be given beside O(links).
+      - All entries are checked and their containers found before anything changes; an
+        entry that fails later does not stop the others, and the module then fails naming
+        every participant that failed.
+    type: list
+    elements: dict
+    suboptions:
+      container:
+        description: Name or ID of the Docker container. One of this and O(links[].netns).
+        type: str
+      netns:
+        description: Name of a network namespace under C(/run/netns).
+        type: str
+      interface:
+        description: The participant's interface inside its namespace.
+        type: str
+        default: eth0
+      participant:
+        description: Participant name; keys the results. Defaults to the container or netns.
+        type: str
+      up_rate_bps:
+        description: Upload rate in bit/s, V(0) unshaped.
+        type: int
+        default: 0
+      down_rate_bps:
+        description: Download rate in bit/s, V(0) unshaped.
+        type: int
+        default: 0
+      delay_ms:
+        description: One-way delay in milliseconds.
+        type: float
+        default: 0
+      jitter_ms:
+        description: Random variation of the delay in milliseconds.
+        type: float
+        default: 0
+      jitter_distribution:
+        description: Distribution of the jitter.
+        type: str
+        choices: [normal, pareto, paretonormal, uniform]
+        default: normal
+      loss_pct:
+        description: Share of packets dropped in each direction, in percent.
+        type: float
+        default: 0
+      loss_correlation_pct:
+        description: How much each loss decision depends on the previous one, in percent.
+        type: float
+        default: 0
+      duplicate_pct:
+        description: Share of packets sent twice, in percent.
+        type: float
+        default: 0
+      corrupt_pct:
+        description: Share of packets with a flipped bit, in percent.
+        type: float
+        default: 0
+      reorder_pct:
+        description: Share of packets sent at once, ahead of delayed ones.
+        type: float
+        default: 0
   allow_missing:
     description:
       - Settings that may be left out when this host's kernel lacks what they need (netem
@@ -123,7 +196,8 @@ attributes:
     details: Reads the current state and reports the commands that would run.
   diff_mode:
     support: full
-    details: The diff shows both directions before and after, as rate and netem numbers.
+    details: The diff shows both directions before and after, as rate and netem numbers;
+      in the batch form one diff per participant.
   idempotent:
     support: full
     details: A second run with the same values runs no command and reports no change.
@@ -136,6 +210,8 @@ notes:
   - Kernel support for netem and ifb is probed in a throwaway network namespace, also in
     check mode, because a module that is merely not loaded yet still works.
   - The ifb device lives in the participant's namespace and disappears with the container.
+  - Runs C(sh) inside each namespace (only the network namespace is entered, so it is the
+    host's shell and the host's C(tc) and C(ip)).
   - TBF burst is one 250 Hz timer tick of traffic plus 1600 bytes; its queue holds 100 ms of
     traffic and at least four full frames. TCP goodput measured through it sits about 4 %
     under the configured rate, which is the TCP/IP and Ethernet header share of each frame.
@@ -167,6 +243,17 @@ EXAMPLES = r"""
     allow_missing: [delay_ms, loss_pct]
   register: client_2_link
 
+- name: Shape every participant of this host in one run
+  flbed_link:
+    testbed: demo
+    allow_missing: [delay_ms, loss_pct]
+    links:
+      - {container: fl-demo-server, participant: server, up_rate_bps: 1000000000,
+         down_rate_bps: 1000000000, delay_ms: 1}
+      - {container: fl-demo-client-1, participant: client_1, up_rate_bps: 5000000,
+         down_rate_bps: 20000000, delay_ms: 50, loss_pct: 1}
+  register: demo_links
+
 - name: Remove the shaping of a network namespace used in a test
   flbed_link:
     netns: flbedtest-client
@@ -175,7 +262,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 commands:
-  description: The commands run, or in check mode the commands that would run, one a line.
+  description:
+    - The commands run, or in check mode the commands that would run, one a line.
+    - In the batch form the commands of all participants, in the order of O(links).
+    - The commands of one namespace run through C(tc -batch) and C(ip -batch), so tc's
+      error names a line of its batch; the message lists the commands.
   returned: always
   type: list
   elements: str
@@ -183,27 +274,45 @@ commands:
     - "nsenter -t 4242 -n tc qdisc add dev eth0 root handle 1: tbf rate 5000000bit
       burst 4100b limit 66600b"
 not_applied:
-  description: Settings left out because the kernel lacks their support (see O(allow_missing)).
+  description:
+    - Settings left out because the kernel lacks their support (see O(allow_missing)).
+    - In the batch form a dict from participant name to that list.
   returned: always
-  type: list
-  elements: str
+  type: raw
   sample: [delay_ms, loss_pct]
 link:
   description: Both directions as the kernel reports them after the run (the plan in check
     mode). A direction is V(unshaped) or a dict of rate and netem numbers.
-  returned: success
+  returned: success, when O(links) is not given
   type: dict
   sample:
     upload: {rate_bps: 5000000, burst_bytes: 4100, queue_limit_bytes: 66600}
     download: unshaped
 participant:
   description: The participant name used in messages.
-  returned: always
+  returned: when O(links) is not given
   type: str
+links:
+  description: One result per entry of O(links), in its order.
+  returned: when O(links) is given
+  type: list
+  elements: dict
+  contains:
+    participant: {description: The participant name., type: str}
+    changed: {description: Whether its link changed (would change in check mode)., type: bool}
+    commands: {description: Its commands, as RV(commands)., type: list, elements: str}
+    not_applied: {description: Its left-out settings., type: list, elements: str}
+    link: {description: Its link, as RV(link)., type: dict}
+  sample:
+    - {participant: client_1, changed: true, not_applied: [delay_ms],
+       commands: ["nsenter -t 4242 -n tc qdisc add dev eth0 root handle 1: tbf ..."],
+       link: {upload: {rate_bps: 5000000}, download: {rate_bps: 20000000}}}
 """
 
 import os
 import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.flbed_docker import DockerAPI, DockerError
@@ -211,6 +320,16 @@ from ansible.module_utils import flbed_tc
 
 NETNS_DIR = "/run/netns"
 PROBE_DELAY = ["delay", "1ms"]
+# Options that describe one target; in the batch form each entry of links has them.
+TARGET_OPTIONS = ("container", "netns", "interface", "participant") + flbed_tc.LINK_SETTINGS
+# Namespaces worked on at once. The work is process start-up, not traffic, so a few workers
+# fill a small host's cores without drowning a Raspberry Pi.
+NAMESPACE_WORKERS = 4
+C_LOCALE = dict(os.environ, LC_ALL="C")
+
+
+class TargetError(Exception):
+    """Something went wrong with one target; the message is for the user."""
 
 
 def describe_containers(containers):
@@ -222,105 +341,221 @@ def describe_containers(containers):
     return ", ".join(sorted(names)) or "none"
 
 
+def run_in_namespace(prefix, script):
+    """Run a shell script inside a namespace: (exit code, stdout, stderr).
+
+    subprocess, not AnsibleModule.run_command: this runs in worker threads.
+    """
+    proc = subprocess.run(prefix + ["sh", "-c", script], capture_output=True, text=True,
+                          env=C_LOCALE, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+class Target:
+    """One participant's link: where it lives, what it has, what it gets."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.participant = spec["participant"] or spec["container"] or spec["netns"]
+        self.dev = spec["interface"]
+        self.ifb = flbed_tc.ifb_name(self.dev)
+        self.prefix = None          # nsenter argv; stays None when the target does not exist
+        self.ifb_missing = None     # why the kernel cannot make an ifb device, if it cannot
+        self.not_applied = []
+        self.wanted = None          # None for state=absent
+        self.before = None
+        self.commands = []
+        self.view = flbed_tc.link_view(None, None)
+        self.error = None
+
+    def link(self):
+        return {name: self.spec[name] for name in flbed_tc.LINK_SETTINGS}
+
+    def read_state(self):
+        code, out, err = run_in_namespace(self.prefix, flbed_tc.state_script(self.dev))
+        return self.state_from(code, out, err)
+
+    def state_from(self, code, out, err):
+        parts = flbed_tc.split_state_output(out)
+        names = flbed_tc.interface_names(parts)
+        if names and self.dev not in names:
+            raise TargetError("interface %r does not exist in the participant's namespace; "
+                              "interfaces there: %s" % (self.dev, ", ".join(sorted(names))))
+        try:
+            return flbed_tc.state_from_parts(parts, self.dev, self.ifb)
+        except ValueError as exc:
+            raise TargetError("cannot read the link state with %s (exit %d): %s: %s"
+                              % (" ".join(self.prefix), code, exc, err.strip()))
+
+    def apply(self):
+        """Run the planned commands and re-read the state, in one process tree."""
+        script = flbed_tc.batch_script(self.commands) + flbed_tc.state_script(self.dev)
+        code, out, err = run_in_namespace(self.prefix, script)
+        if flbed_tc.STATE_MARK not in out:
+            raise TargetError("applying failed (exit %d): %s; the commands were: %s"
+                              % (code, err.strip(), "; ".join(self.command_lines())))
+        return self.state_from(code, out, err)
+
+    def verify(self, after):
+        """Compare with the re-read: tc can accept a value that the kernel then rounds away."""
+        for direction in ("upload", "download"):
+            if not flbed_tc.direction_matches(self.wanted[direction], after[direction]):
+                raise TargetError("after applying, the kernel reports %s %s instead of %s"
+                                  % (direction, flbed_tc.direction_view(after[direction]),
+                                     flbed_tc.direction_view(self.wanted[direction])))
+
+    def command_lines(self):
+        return flbed_tc.format_commands([self.prefix + argv for argv in self.commands])
+
+    def result(self, diff):
+        result = {"participant": self.participant, "changed": bool(self.commands),
+                  "commands": self.command_lines() if self.prefix else [],
+                  "not_applied": self.not_applied, "link": self.view}
+        if diff:
+            before = self.before or {"upload": None, "download": None}
+            result["diff"] = {"before": flbed_tc.link_view(before["upload"], before["download"]),
+                              "after": self.view}
+        return result
+
+
 class LinkManager:
-    """Reads, plans and applies one participant's link."""
+    """Reads, plans and applies the links of one or many targets on this host."""
 
     def __init__(self, module):
         self.module = module
         self.params = module.params
         self.host = self.params["host"] or socket.gethostname()
-        self.participant = (self.params["participant"] or self.params["container"]
-                            or self.params["netns"])
-        self.dev = self.params["interface"]
-        self.ifb = flbed_tc.ifb_name(self.dev)
-        self.prefix = None
-        self.ifb_missing = None
-        self.results = {"changed": False, "commands": [], "not_applied": [],
-                        "participant": self.participant}
+        self.batch = self.params["links"] is not None
+        specs = self.params["links"] if self.batch else [
+            {name: self.params[name] for name in TARGET_OPTIONS}]
+        self.targets = [Target(spec) for spec in specs]
+        self.support = {}           # kernel probe -> complaint or None, probed once per run
+        self.docker = None
 
-    # -------------------------------------------------------------- helpers
+    # -------------------------------------------------------------- failing
 
-    def fail(self, msg, **extra):
-        self.results.update(extra)
-        self.module.fail_json(msg="host %r, participant %r: %s"
-                              % (self.host, self.participant, msg), **self.results)
+    def where(self, target):
+        return "host %r, participant %r" % (self.host, target.participant)
 
-    def run(self, argv, check=True):
-        rc, out, err = self.module.run_command(self.prefix + argv)
-        if check and rc != 0:
-            self.fail("command failed (exit %d): %s: %s"
-                      % (rc, " ".join(self.prefix + argv), (err or out).strip()))
-        return rc, out, err
+    def fail_on_errors(self):
+        failed = [t for t in self.targets if t.error]
+        if not failed:
+            return
+        lines = ["%s: %s" % (self.where(t), t.error) for t in failed]
+        if self.batch:
+            lines.insert(0, "%d of %d links failed:" % (len(failed), len(self.targets)))
+        self.module.fail_json(msg="\n".join(lines), **self.results())
 
-    def read_json(self, argv):
-        _rc, out, _err = self.run(argv)
-        try:
-            return self.module.from_json(out) if out.strip() else []
-        except ValueError:
-            self.fail("could not read the JSON of %s: %r" % (" ".join(argv), out[:200]))
+    def each(self, step, parallel=False, then_fail=True):
+        """Run step(target) for each target that has no error yet and record TargetErrors;
+        then fail naming every target that has one, unless then_fail is False."""
+        todo = [t for t in self.targets if not t.error]
 
-    # -------------------------------------------------------------- target
+        def guarded(target):
+            try:
+                step(target)
+            except TargetError as exc:
+                target.error = str(exc)
 
-    def resolve_target(self):
-        """Set the nsenter prefix; return False when the target does not exist."""
-        if self.params["netns"]:
-            return self._resolve_netns(self.params["netns"])
-        return self._resolve_container(self.params["container"])
+        if parallel and len(todo) > 1:
+            with ThreadPoolExecutor(max_workers=NAMESPACE_WORKERS) as pool:
+                list(pool.map(guarded, todo))
+        else:
+            for target in todo:
+                guarded(target)
+        if then_fail:
+            self.fail_on_errors()
 
-    def _resolve_netns(self, name):
+    # -------------------------------------------------------------- checking the input
+
+    def check_input(self):
+        if self.batch:
+            set_above = [name for name in TARGET_OPTIONS
+                         if self.params[name] not in (None, self.module.argument_spec[name]
+                                                      .get("default"))]
+            if set_above:
+                self.module.fail_json(msg="with links, give %s in each entry of links, not "
+                                      "beside it" % ", ".join(set_above))
+            self.check_unique()
+        if self.params["state"] == "present":
+            self.each(self.check_link, then_fail=False)   # reported with the resolve errors
+
+    def check_unique(self):
+        seen_targets, seen_names = set(), set()
+        for target in self.targets:
+            key = (target.spec["container"], target.spec["netns"], target.dev)
+            for seen, value, what in ((seen_targets, key, "interface"),
+                                      (seen_names, target.participant, "participant name")):
+                if value in seen:
+                    target.error = "its %s is listed twice in links" % what
+                seen.add(value)
+        self.fail_on_errors()
+
+    @staticmethod
+    def check_link(target):
+        errors = flbed_tc.validate_link(target.link())
+        if errors:
+            raise TargetError("; ".join(errors))
+
+    # -------------------------------------------------------------- targets
+
+    def resolve(self, target):
+        """Set the target's nsenter prefix; leave it None when the target does not exist."""
+        if target.spec["netns"]:
+            self.resolve_netns(target, target.spec["netns"])
+        else:
+            self.resolve_container(target, target.spec["container"])
+
+    def resolve_netns(self, target, name):
         path = os.path.join(NETNS_DIR, name)
-        if not os.path.exists(path):
-            if self.params["state"] == "absent":
-                return False
+        if os.path.exists(path):
+            target.prefix = ["nsenter", "--net=" + path]
+        elif self.params["state"] == "present":
             existing = sorted(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else []
-            self.fail("network namespace %r does not exist; namespaces here: %s"
-                      % (name, ", ".join(existing) or "none"))
-        self.prefix = ["nsenter", "--net=" + path]
-        return True
+            raise TargetError("network namespace %r does not exist; namespaces here: %s"
+                              % (name, ", ".join(existing) or "none"))
 
-    def _resolve_container(self, name):
-        api = DockerAPI(socket_path=self.params["docker_socket"])
+    def resolve_container(self, target, name):
+        if self.docker is None:
+            self.docker = DockerAPI(socket_path=self.params["docker_socket"])
         try:
-            info = api.inspect_container(name)
+            info = self.docker.inspect_container(name)
             if info is None and self.params["state"] == "present":
-                self._fail_missing_container(api, name)
+                raise TargetError(self.missing_container_message(name))
         except DockerError as exc:
-            self.fail("cannot inspect container %r: %s" % (name, exc))
+            raise TargetError("cannot inspect container %r: %s" % (name, exc))
         if info is None:
-            return False
+            return
         state = info.get("State") or {}
-        if not state.get("Running") or not state.get("Pid"):
-            if self.params["state"] == "absent":
-                return False
-            self.fail("container %r is not running (status %r); its network namespace "
-                      "exists only while it runs" % (name, state.get("Status")))
-        self.prefix = ["nsenter", "-t", str(state["Pid"]), "-n"]
-        return True
+        if state.get("Running") and state.get("Pid"):
+            target.prefix = ["nsenter", "-t", str(state["Pid"]), "-n"]
+        elif self.params["state"] == "present":
+            raise TargetError("container %r is not running (status %r); its network "
+                              "namespace exists only while it runs"
+                              % (name, state.get("Status")))
 
-    def _fail_missing_container(self, api, name):
+    def missing_container_message(self, name):
         testbed = self.params["testbed"]
         if not testbed:
-            self.fail("container %r does not exist (set testbed to list the testbed's "
-                      "containers)" % name)
-        existing = api.list_containers(labels={"flbed.testbed": testbed})
-        self.fail("container %r does not exist; containers of testbed %r (label "
-                  "flbed.testbed=%s): %s" % (name, testbed, testbed,
-                                              describe_containers(existing)))
-
-    def check_interface(self, links):
-        names = [link.get("ifname") for link in links]
-        if self.dev not in names:
-            self.fail("interface %r does not exist in the participant's namespace; "
-                      "interfaces there: %s" % (self.dev, ", ".join(sorted(names))))
+            return ("container %r does not exist (set testbed to list the testbed's "
+                    "containers)" % name)
+        existing = self.docker.list_containers(labels={"flbed.testbed": testbed})
+        return ("container %r does not exist; containers of testbed %r (label "
+                "flbed.testbed=%s): %s" % (name, testbed, testbed,
+                                            describe_containers(existing)))
 
     # -------------------------------------------------------------- kernel support
 
     def probe(self, argv):
-        """Run argv in a throwaway network namespace; return tc's complaint or None."""
-        rc, out, err = self.module.run_command(["unshare", "--net"] + argv)
-        return None if rc == 0 else (err or out).strip() or "exit %d" % rc
+        """Run argv in a throwaway network namespace, once per module run; return tc's
+        complaint or None."""
+        key = tuple(argv)
+        if key not in self.support:
+            rc, out, err = self.module.run_command(["unshare", "--net"] + argv)
+            self.support[key] = None if rc == 0 else (err or out).strip() or "exit %d" % rc
+        return self.support[key]
 
-    def missing_support(self, link):
+    def missing_support(self, target, link):
         """{setting: reason} for each used setting this kernel cannot apply."""
         missing = {}
         used_netem = flbed_tc.netem_settings_set(link)
@@ -337,115 +572,107 @@ class LinkManager:
                 if reason:
                     missing["jitter_distribution"] = "tc has no %r table: %s" % (
                         link["jitter_distribution"], reason)
-        needs_download = link["down_rate_bps"] or used_netem
-        if needs_download:
+        if link["down_rate_bps"] or used_netem:
             reason = self.probe(["ip", "link", "add", "flbedprobe0", "type", "ifb"])
             if reason:
-                self.ifb_missing = "the kernel has no ifb device: %s" % reason
+                target.ifb_missing = "the kernel has no ifb device: %s" % reason
         return missing
 
-    def decide_skips(self, link):
-        """Settings to leave out; fails unless allow_missing lists every one of them.
+    def decide_skips(self, target):
+        """Plan what the target gets, leaving out what the kernel cannot do; fails unless
+        allow_missing lists every left-out setting.
 
         Without netem the netem settings go in both directions. Without ifb the whole
         download goes, so the download rate and the download half of each netem setting
         are not applied.
         """
-        netem_missing = self.missing_support(link)
+        link = target.link()
+        netem_missing = self.missing_support(target, link)
         missing = dict(netem_missing)
         not_applied = sorted(netem_missing)
-        if self.ifb_missing:
+        if target.ifb_missing:
             download_settings = (["down_rate_bps"] if link["down_rate_bps"] else []) + [
                 n for n in flbed_tc.netem_settings_set(link) if n not in netem_missing]
             for name in download_settings:
-                missing[name] = self.ifb_missing
+                missing[name] = target.ifb_missing
                 not_applied.append(name if name == "down_rate_bps" else name + " (download)")
 
         refused = sorted(n for n in missing if n not in self.params["allow_missing"])
         if refused:
-            self.fail("cannot apply %s: %s. Load the kernel module, or list %s in "
-                      "allow_missing to run without %s"
-                      % (", ".join("%s=%r" % (n, link[n]) for n in refused),
-                         missing[refused[0]], refused, "it" if len(refused) == 1 else "them"))
-        self.results["not_applied"] = not_applied
-        return sorted(netem_missing)
+            raise TargetError(
+                "cannot apply %s: %s. Load the kernel module, or list %s in allow_missing to "
+                "run without %s" % (", ".join("%s=%r" % (n, link[n]) for n in refused),
+                                    missing[refused[0]], refused,
+                                    "it" if len(refused) == 1 else "them"))
+        target.not_applied = not_applied
+        target.wanted = flbed_tc.wanted_link(link, skip=sorted(netem_missing),
+                                             download_possible=not target.ifb_missing)
 
-    # -------------------------------------------------------------- state
+    # -------------------------------------------------------------- steps
 
-    def read_state(self):
-        links = self.read_json(["ip", "-j", "link", "show"])
-        self.check_interface(links)
-        dev_qdiscs = self.read_json(["tc", "-j", "qdisc", "show", "dev", self.dev])
-        dev_filters = self.read_json(["tc", "-j", "filter", "show", "dev", self.dev,
-                                      "ingress"])
-        ifb_qdiscs = []
-        if any(link.get("ifname") == self.ifb for link in links):
-            ifb_qdiscs = self.read_json(["tc", "-j", "qdisc", "show", "dev", self.ifb])
-        return flbed_tc.read_state(dev_qdiscs, dev_filters, links, ifb_qdiscs, self.ifb)
+    def read_before(self, target):
+        if target.prefix is not None:
+            target.before = target.read_state()
 
-    def apply(self, before, commands, wanted_view):
-        self.results["commands"] = flbed_tc.format_commands(
-            [self.prefix + argv for argv in commands])
-        self.results["changed"] = bool(commands)
-        after, after_view = None, wanted_view
-        if commands and not self.module.check_mode:
-            for argv in commands:
-                self.run(argv)
-            after = self.read_state()
-            after_view = flbed_tc.link_view(after["upload"], after["download"])
-        self.results["link"] = after_view
-        if self.module._diff:
-            self.results["diff"] = {
-                "before": flbed_tc.link_view(before["upload"], before["download"]),
-                "after": after_view}
-        return after
-
-    # -------------------------------------------------------------- states
-
-    def link_params(self):
-        return {name: self.params[name] for name in flbed_tc.LINK_SETTINGS}
-
-    def present(self):
-        link = self.link_params()
-        errors = flbed_tc.validate_link(link)
-        if errors:
-            self.fail("; ".join(errors))
-        self.resolve_target()
-
-        skip = self.decide_skips(link)
-        wanted = flbed_tc.wanted_link(link, skip=skip,
-                                      download_possible=not self.ifb_missing)
-        before = self.read_state()
-        commands = flbed_tc.plan_present(wanted, before, self.dev, self.ifb)
-        wanted_view = flbed_tc.link_view(wanted["upload"], wanted["download"])
-        after = self.apply(before, commands, wanted_view)
-        if after is not None:
-            self.verify(wanted, after)
-
-    def verify(self, wanted, after):
-        """Compare with a re-read: tc can accept a value that the kernel then rounds away."""
-        for direction in ("upload", "download"):
-            if not flbed_tc.direction_matches(wanted[direction], after[direction]):
-                self.fail("after applying, the kernel reports %s %s instead of %s"
-                          % (direction, flbed_tc.direction_view(after[direction]),
-                             flbed_tc.direction_view(wanted[direction])))
-
-    def absent(self):
-        if not self.resolve_target():
-            self.results["link"] = flbed_tc.link_view(None, None)
-            self.results["msg"] = "target does not exist, so it has no shaping"
+    def plan(self, target):
+        if target.prefix is None:
             return
-        before = self.read_state()
-        commands = flbed_tc.plan_absent(before, self.dev, self.ifb)
-        self.apply(before, commands, flbed_tc.link_view(None, None))
+        if target.wanted is None:
+            target.commands = flbed_tc.plan_absent(target.before, target.dev, target.ifb)
+            return
+        target.commands = flbed_tc.plan_present(target.wanted, target.before, target.dev,
+                                                target.ifb)
+        target.view = flbed_tc.link_view(target.wanted["upload"], target.wanted["download"])
+
+    def apply(self, target):
+        """Change the kernel; only outside check mode, and only where the plan differs."""
+        if not target.commands:
+            if target.prefix is not None:
+                target.view = flbed_tc.link_view(target.before["upload"],
+                                                 target.before["download"])
+            return
+        after = target.apply()
+        target.view = flbed_tc.link_view(after["upload"], after["download"])
+        if target.wanted is not None:
+            target.verify(after)
+
+    def run(self):
+        self.check_input()
+        self.each(self.resolve)
+        if self.params["state"] == "present":
+            self.each(self.decide_skips)
+        self.each(self.read_before, parallel=True)
+        self.each(self.plan)
+        if not self.module.check_mode:
+            self.each(self.apply, parallel=True)
+
+    # -------------------------------------------------------------- reporting
+
+    def results(self):
+        diff = bool(self.module._diff)
+        per_target = [t.result(diff) for t in self.targets]
+        if not self.batch:
+            result = per_target[0]
+            if self.targets[0].prefix is None and self.params["state"] == "absent":
+                result["msg"] = "target does not exist, so it has no shaping"
+            return result
+        results = {"changed": any(r["changed"] for r in per_target),
+                   "commands": [line for r in per_target for line in r["commands"]],
+                   "not_applied": {r["participant"]: r["not_applied"] for r in per_target},
+                   "links": per_target}
+        if diff:
+            results["diff"] = [dict(r.pop("diff"), before_header=r["participant"],
+                                    after_header=r["participant"]) for r in per_target]
+        return results
 
 
 def argument_spec():
     percent = dict(type="float", default=0)
-    return dict(
+    target = dict(
         container=dict(type="str"),
         netns=dict(type="str"),
         interface=dict(type="str", default="eth0"),
+        participant=dict(type="str"),
         up_rate_bps=dict(type="int", default=0),
         down_rate_bps=dict(type="int", default=0),
         delay_ms=dict(type="float", default=0),
@@ -454,10 +681,15 @@ def argument_spec():
                                  choices=list(flbed_tc.JITTER_DISTRIBUTIONS)),
         loss_pct=percent, loss_correlation_pct=percent, duplicate_pct=percent,
         corrupt_pct=percent, reorder_pct=percent,
+    )
+    return dict(
+        target,
+        links=dict(type="list", elements="dict", options=dict(target),
+                   mutually_exclusive=[("container", "netns")],
+                   required_one_of=[("container", "netns")]),
         allow_missing=dict(type="list", elements="str", default=[],
                            choices=list(flbed_tc.LINK_SETTINGS)),
         testbed=dict(type="str"),
-        participant=dict(type="str"),
         host=dict(type="str"),
         docker_socket=dict(type="path", default="/var/run/docker.sock"),
         state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -467,16 +699,13 @@ def argument_spec():
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=[("container", "netns")],
-        required_one_of=[("container", "netns")],
+        mutually_exclusive=[("container", "netns", "links")],
+        required_one_of=[("container", "netns", "links")],
         supports_check_mode=True,
     )
     manager = LinkManager(module)
-    if module.params["state"] == "present":
-        manager.present()
-    else:
-        manager.absent()
-    module.exit_json(**manager.results)
+    manager.run()
+    module.exit_json(**manager.results())
 
 
 if __name__ == "__main__":

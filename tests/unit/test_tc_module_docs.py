@@ -25,19 +25,34 @@ def module_parts():
     return docs, namespace["argument_spec"]()
 
 
-def test_documented_options_are_the_argument_spec():
-    docs, spec = module_parts()
-    documentation = yaml.safe_load(docs["DOCUMENTATION"])
-    assert set(documentation["options"]) == set(spec)
-    for name, option in documentation["options"].items():
+def assert_documented(documented, spec):
+    assert set(documented) == set(spec)
+    for name, option in documented.items():
         assert option["type"] == spec[name]["type"], name
         assert option.get("default") == spec[name].get("default"), name
         assert option.get("choices") == spec[name].get("choices"), name
+        assert option.get("elements") == spec[name].get("elements"), name
+
+
+def test_documented_options_are_the_argument_spec():
+    docs, spec = module_parts()
+    documentation = yaml.safe_load(docs["DOCUMENTATION"])
+    assert_documented(documentation["options"], spec)
     assert set(documentation["attributes"]) == {"check_mode", "diff_mode", "idempotent"}
+
+
+def test_batch_entries_take_every_per_target_option():
+    docs, spec = module_parts()
+    documented = yaml.safe_load(docs["DOCUMENTATION"])["options"]["links"]["suboptions"]
+    assert_documented(documented, spec["links"]["options"])
+    per_target = {"container", "netns", "interface", "participant"} | set(flbed_tc.LINK_SETTINGS)
+    assert set(spec["links"]["options"]) == per_target
+    for name in per_target:
+        assert spec["links"]["options"][name] == spec[name], name
 
 
 def test_examples_and_return_parse():
     docs, spec = module_parts()
     for task in yaml.safe_load(docs["EXAMPLES"]):
         assert set(task["flbed_link"]) <= set(spec), task
-    assert {"commands", "not_applied", "link"} <= set(yaml.safe_load(docs["RETURN"]))
+    assert {"commands", "not_applied", "link", "links"} <= set(yaml.safe_load(docs["RETURN"]))
