@@ -6,13 +6,14 @@ Exit codes: 0 done, 1 the run or a host failed, 2 bad input (nothing was started
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
 from . import __version__, inventory as inventory_lib, plan as plan_lib, results, schema
 from .errors import FlbedError, InputError, RunError
 from .profiles import BUILTIN_PROFILES
-from .runner import PLAN_TASK, run_playbook
+from .runner import PLAN_TASK, REPO_DIR, run_playbook
 from .units import format_bytes, format_rate
 
 DEFAULT_INVENTORY = "inventories/local"
@@ -134,8 +135,30 @@ def playbook(args, name, extravars, *, total_rounds=None, check=False, keep_resu
     return result
 
 
+IMAGE_INPUTS = os.path.join(REPO_DIR, "roles", "fl_image", "files", "image_inputs.py")
+
+
+def check_fs_source(plan):
+    """Stop before any host is touched when FederatedScope's source cannot be had.
+
+    The fl_image role makes the same check for ``ansible-playbook`` users; this is the same
+    script, run first so that a wrong source costs a second, not a host set-up.
+    """
+    done = subprocess.run([sys.executable, IMAGE_INPUTS, "probe-fs",
+                           f"--source={plan['fs_source']}", "--git-timeout-s=20"],
+                          capture_output=True, text=True, check=False)
+    try:
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RunError(f"cannot check the FederatedScope source: {done.stderr.strip()}") \
+            from None
+    if "error" in answer:
+        raise RunError(answer["error"])
+
+
 def cmd_provision(args):
     _, plan = load_plan(args)
+    check_fs_source(plan)
     result = playbook(args, "provision.yml", {"testbed": plan["testbed_file"]},
                       check=args.check)
     report = {"testbed": plan["testbed"], "status": "ok" if result.ok else "failed",
@@ -152,6 +175,7 @@ def cmd_provision(args):
 
 def cmd_run(args):
     _, plan = load_plan(args)
+    check_fs_source(plan)
     extravars = {"testbed": plan["testbed_file"], "flbed_run_id": plan["run_id"],
                  "flbed_runs_root": os.path.abspath(args.runs_root),
                  "flbed_keep": bool(args.keep)}

@@ -1,6 +1,7 @@
 """The command line as a user meets it: exit codes, one-line errors, no tracebacks."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,8 @@ from tests.conftest import REPO
 
 
 def flbed(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "flbed", *args], cwd=cwd,
+    env = {k: v for k, v in os.environ.items() if k != "FLBED_FS_SOURCE"}  # the file decides
+    return subprocess.run([sys.executable, "-m", "flbed", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -63,3 +65,16 @@ def test_profiles_lists_the_builtins():
     for name in ("edge_server", "smartphone_high", "smartphone_low", "raspberry_pi",
                  "iot_minimal"):
         assert name in done.stdout
+
+
+def test_an_unreachable_framework_source_stops_before_any_host_is_touched(tmp_path):
+    testbed = tmp_path / "nosource.yml"
+    testbed.write_text(
+        "name: nosource\nserver: {profile: edge_server}\nclients: [{profile: iot_minimal}]\n"
+        f"federatedscope: {{source: 'git+file://{tmp_path}/missing-repo@0123abcd'}}\n")
+    done = flbed("run", str(testbed), "--runs-root", str(tmp_path / "runs"))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flbed: cannot reach the FederatedScope")
+    assert "FLBED_FS_SOURCE=/path/to/FederatedScope" in lines[0]
+    assert not (tmp_path / "runs").exists()
