@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from . import __version__, inventory as inventory_lib, plan as plan_lib, results, schema
@@ -25,24 +26,37 @@ def say(text=""):
 
 
 class Progress:
-    """Prints one line per play and long task, with how long the previous step took."""
+    """Prints one line per play and per step of a second or more, with how long it took.
+
+    A step still running after LONG_STEP_S is announced, then reported every REMIND_S, so
+    a slow image build or a long training shows life.
+    """
+
+    LONG_STEP_S, REMIND_S = 10.0, 30.0
 
     def __init__(self, enabled, total_rounds=None):
         self.enabled = enabled
         self.total_rounds = total_rounds
-        self.step, self.step_started = None, time.monotonic()
+        self.step, self.step_started, self.reminded_at = None, time.monotonic(), None
         self.last_round = None
+        self.lock = threading.Lock()
+        if enabled:
+            threading.Thread(target=self._remind, name="flbed-progress", daemon=True).start()
 
     def __call__(self, kind, value):
         if not self.enabled:
             return
+        with self.lock:
+            self._show(kind, value)
+
+    def _show(self, kind, value):
         if kind == "play":
             self._close_step()
             self.step = None
             say(f"== {value}")
         elif kind == "task":
             self._close_step()
-            self.step, self.step_started = value, time.monotonic()
+            self.step, self.step_started, self.reminded_at = value, time.monotonic(), None
         elif kind == "round" and value != self.last_round:
             self.last_round = value
             say(f"   round {value}/{self.total_rounds or '?'}")
@@ -52,6 +66,17 @@ class Progress:
             where = "unreachable" if value.unreachable else "failed"
             say(f"!! {value.host} {where} at '{value.task}': {value.message}")
 
+    def _remind(self):
+        while True:
+            time.sleep(1.0)
+            with self.lock:
+                running = time.monotonic() - self.step_started
+                due = self.LONG_STEP_S if self.reminded_at is None else \
+                    self.reminded_at + self.REMIND_S
+                if self.step and running >= due:
+                    self.reminded_at = running
+                    say(f"   {self.step} ... {running:.0f} s")
+
     def _close_step(self):
         elapsed = time.monotonic() - self.step_started
         if self.step and elapsed >= 1.0:
@@ -59,7 +84,9 @@ class Progress:
 
     def close(self):
         if self.enabled:
-            self._close_step()
+            with self.lock:
+                self._close_step()
+                self.step = None
 
 
 # ---------------------------------------------------------------- checking and planning
