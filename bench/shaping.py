@@ -2,7 +2,10 @@
 """Benchmark of link shaping (not a test): how long flbed_link takes, and how exact it is.
 
 1. Shapes 10 and 50 running busybox containers with the net_shaping role in one
-   ansible-playbook run, then the same links with a plain shell loop of `nsenter ... tc`.
+   ansible-playbook run (first run: every link new; second run: nothing to change), then the
+   same links with a plain shell loop of `nsenter ... tc`: the same work per container, an
+   egress TBF, the ingress redirect to an ifb and a TBF on it. An ansible-playbook run of an
+   empty play is timed too, to tell Ansible's own start-up from the module's work.
 2. Measures TCP goodput through TBF at 256 kbit .. 100 mbit, both directions, with iperf3
    between two network namespaces.
 
@@ -47,15 +50,15 @@ def remove_containers(names):
     subprocess.run(["docker", "rm", "-f"] + names, capture_output=True)
 
 
-def time_playbook(names, state="present"):
+def time_playbook(names, state="present", empty=False):
     playbook = os.path.join(tempfile.mkdtemp(prefix="flbedbench"), "shape.yml")
     participants = [{"container": n, "name": n, "link": LINK} for n in names]
+    tasks = [{"ansible.builtin.include_role": {"name": "net_shaping"},
+              "vars": {"net_shaping_participants": participants,
+                       "net_shaping_testbed": TESTBED, "net_shaping_state": state}}]
     with open(playbook, "w") as handle:
         json.dump([{"hosts": "localhost", "connection": "local", "gather_facts": False,
-                    "tasks": [{"ansible.builtin.include_role": {"name": "net_shaping"},
-                               "vars": {"net_shaping_participants": participants,
-                                        "net_shaping_testbed": TESTBED,
-                                        "net_shaping_state": state}}]}], handle)
+                    "tasks": [] if empty else tasks}], handle)
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
                ANSIBLE_PYTHON_INTERPRETER=sys.executable)
     started = time.monotonic()
@@ -87,6 +90,8 @@ def bench_speed(counts):
             row["playbook_again_s"] = time_playbook(names)      # idempotent: no change
             time_playbook(names, state="absent")
             row["shell_loop_s"] = time_shell_loop(names)
+            row["empty_playbook_s"] = time_playbook(names, empty=True)
+            row["ratio_to_shell"] = round(row["playbook_s"] / row["shell_loop_s"], 2)
             rows.append(row)
         finally:
             remove_containers(names)
@@ -122,6 +127,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(REPO, "runs", "bench", "shaping.json"))
     parser.add_argument("--counts", default="10,50")
+    parser.add_argument("--no-accuracy", action="store_true", help="time the shaping only")
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("iperf3") is None:
         sys.exit("needs root and iperf3")
@@ -131,13 +137,14 @@ def main():
         helpers._build_busybox_rootfs(tar_path)
         sh(["docker", "import", tar_path, helpers.BUSYBOX_IMAGE])
     speed = bench_speed([int(c) for c in args.counts.split(",")])
-    accuracy = bench_accuracy()
+    accuracy = [] if args.no_accuracy else bench_accuracy()
 
-    print("%-10s %12s %18s %12s" % ("containers", "playbook s", "playbook again s",
-                                     "shell loop s"))
+    print("%-10s %11s %17s %13s %12s %9s" % ("containers", "playbook s", "playbook again s",
+                                              "shell loop s", "empty play s", "ratio"))
     for row in speed:
-        print("%-10d %12.1f %18.1f %12.1f" % (row["containers"], row["playbook_s"],
-                                             row["playbook_again_s"], row["shell_loop_s"]))
+        print("%-10d %11.2f %17.2f %13.2f %12.2f %9.2f" % (
+            row["containers"], row["playbook_s"], row["playbook_again_s"],
+            row["shell_loop_s"], row["empty_playbook_s"], row["ratio_to_shell"]))
     print()
     print("%-10s %10s %8s %10s %8s" % ("rate", "up Mbit/s", "err %", "down Mbit/s", "err %"))
     for row in accuracy:
