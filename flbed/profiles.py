@@ -70,7 +70,7 @@ class Profile:
 def merge_profile(base, override):
     """A profile written over another: top-level keys replace, ``link`` merges key by key."""
     merged = {**base, **{key: value for key, value in override.items() if key != "link"}}
-    merged["link"] = {**base.get("link", {}), **override.get("link", {})}
+    merged["link"] = {**(base.get("link") or {}), **(override.get("link") or {})}
     merged.pop("extends", None)
     return merged
 

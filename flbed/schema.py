@@ -261,6 +261,11 @@ def _merge_user_profile(check, path, name, raw_profiles, seen):
     parent = body.get("extends")
     if parent is None:
         return profile_lib.merge_profile({}, body)
+    known = sorted(set(profile_lib.BUILTIN_PROFILES) | {str(key) for key in raw_profiles})
+    if not isinstance(parent, str):
+        check.add(f"{path}.extends", f"{_show(parent)} is not a profile name; known: "
+                  f"{', '.join(known)}")
+        return None
     if parent in seen or parent == name:
         check.add(f"{path}.extends", f"{parent!r} makes a cycle of extends")
         return None
@@ -270,7 +275,6 @@ def _merge_user_profile(check, path, name, raw_profiles, seen):
     else:
         base = profile_lib.BUILTIN_PROFILES.get(parent)
     if base is None:
-        known = sorted(set(profile_lib.BUILTIN_PROFILES) | set(raw_profiles))
         check.add(f"{path}.extends", f"unknown profile {_show(parent)}; known: {', '.join(known)}")
         return None
     return profile_lib.merge_profile(base, body)
@@ -280,11 +284,14 @@ def _placement(check, raw, path, keys, profiles, count=1):
     if raw is None:
         check.add(path, "missing; give at least a profile, e.g. {profile: edge_server}")
         return None
-    raw = check.mapping(raw, path, keys)
-    if not raw:
+    if not isinstance(raw, dict):
+        check.mapping(raw, path, keys)
         return None
+    check.mapping(raw, path, keys)
     profile = raw.get("profile")
-    if profile not in profiles:
+    if profile is None:
+        check.add(f"{path}.profile", f"missing; known: {', '.join(sorted(profiles))}")
+    elif not isinstance(profile, str) or profile not in profiles:
         check.add(f"{path}.profile", f"unknown profile {_show(profile)}; "
                   f"known: {', '.join(sorted(profiles))}")
     host = check.string(raw.get("host"), f"{path}.host", HOST_PATTERN,
