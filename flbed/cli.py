@@ -14,7 +14,7 @@ import time
 from . import __version__, inventory as inventory_lib, plan as plan_lib, results, schema
 from .errors import FlbedError, InputError, RunError
 from .profiles import BUILTIN_PROFILES
-from .runner import PLAN_TASK, REPO_DIR, run_playbook
+from .runner import PLAN_TASK, REPO_DIR, remove_leftover_private_dirs, run_playbook
 from .units import format_bytes, format_rate
 
 DEFAULT_INVENTORY = "inventories/local"
@@ -152,8 +152,9 @@ def table(rows):
 
 def playbook(args, name, extravars, *, total_rounds=None, check=False, keep_results=()):
     progress = Progress(not args.quiet, total_rounds)  # stderr: --json output stays clean
+    testbed = extravars.get("testbed_name") or getattr(args, "testbed_name", "")
     result = run_playbook(name, args.inventory, extravars, progress=progress, check=check,
-                          keep_results=keep_results)
+                          keep_results=keep_results, testbed=testbed)
     progress.close()
     plan_failures = [f for f in result.failures if f.task == PLAN_TASK]
     if plan_failures:
@@ -185,6 +186,7 @@ def check_fs_source(plan):
 
 def cmd_provision(args):
     _, plan = load_plan(args)
+    args.testbed_name = plan["testbed"]
     check_fs_source(plan)
     result = playbook(args, "provision.yml", {"testbed": plan["testbed_file"]},
                       check=args.check)
@@ -202,6 +204,7 @@ def cmd_provision(args):
 
 def cmd_run(args):
     _, plan = load_plan(args)
+    args.testbed_name = plan["testbed"]
     check_fs_source(plan)
     extravars = {"testbed": plan["testbed_file"], "flbed_run_id": plan["run_id"],
                  "flbed_runs_root": os.path.abspath(args.runs_root),
@@ -266,6 +269,7 @@ def cmd_status(args):
 
 def cmd_teardown(args):
     result = playbook(args, "teardown.yml", {"testbed_name": args.name})
+    remove_leftover_private_dirs(args.name)
     removed = sum(c.get("changed", 0) for c in result.counts().values())
     say(f"testbed {args.name!r} torn down ({removed} changes)" if result.ok
         else f"teardown of {args.name!r} failed")

@@ -5,6 +5,7 @@ the extra variables and artifacts of a run (which may carry inventory secrets) n
 disk.
 """
 
+import glob
 import logging
 import os
 import shutil
@@ -147,11 +148,23 @@ class _Events:
         self.progress("failure", failure)
 
 
+def private_dir_prefix(testbed):
+    """Prefix of a run's temporary ansible-runner directory, so teardown can find leftovers
+    of a wrapper that was killed before it could remove its own."""
+    return f"flbed-ansible-{testbed}-"
+
+
+def remove_leftover_private_dirs(testbed):
+    pattern = os.path.join(tempfile.gettempdir(), private_dir_prefix(testbed) + "*")
+    for path in glob.glob(pattern):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def run_playbook(name, inventory, extravars, *, progress=None, check=False,
-                 keep_results=()):
+                 keep_results=(), testbed=""):
     """Run ``playbooks/<name>`` against INVENTORY; returns a ``PlaybookResult``."""
     events = _Events(progress, keep_results)
-    private_dir = tempfile.mkdtemp(prefix="flbed-ansible-")
+    private_dir = tempfile.mkdtemp(prefix=private_dir_prefix(testbed))
     os.chmod(private_dir, 0o700)
     started = time.monotonic()
     try:
