@@ -158,12 +158,13 @@ def ansible_bin(name):
     return candidate if os.path.exists(candidate) else shutil.which(name)
 
 
-def run_flbed_link(tmp_path, args, check=False, diff=True):
-    """Run flbed_link once through ansible-playbook; return the task's result dict."""
+def run_flbed_link(tmp_path, args, check=False, diff=True, module="flbed_link"):
+    """Run flbed_link (or another of flbed's modules) once through ansible-playbook; return
+    the task's result dict."""
     playbook = tmp_path / "flbed_link.yml"
     playbook.write_text(json.dumps([{
         "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "tasks": [{"name": "Shape the link", "flbed_link": args, "ignore_errors": True}],
+        "tasks": [{"name": "Run the module", module: args, "ignore_errors": True}],
     }]))
     if ansible_bin("ansible-playbook") is None:
         pytest.skip("needs ansible-playbook beside this Python or on PATH")
