@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 
-from . import __version__, inventory as inventory_lib, plan as plan_lib, results, schema
+from . import __version__, inventory as inventory_lib, plan as plan_lib, plots, report, \
+    results, schema
+from . import verify as verify_lib
 from .errors import FlbedError, InputError, RunError
 from .profiles import BUILTIN_PROFILES
 from .runner import PLAN_TASK, REPO_DIR, remove_leftover_private_dirs, run_playbook
@@ -217,6 +219,7 @@ def cmd_run(args):
     summary = results.load_summary(plan["run_dir"])
     summary["phases_s"] = result.phases_s
     results.write_summary(plan["run_dir"], summary)
+    report.write_manifest(plan["run_dir"], result.phases_s)
     summary["run_dir"] = plan["run_dir"]
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -247,6 +250,38 @@ def print_summary(summary):
     print(f"results: {summary['run_dir']}")
 
 
+def cmd_results(args):
+    """Tables (and plots, unless --no-plots) of one run directory."""
+    run = report.load_run(args.run_dir)
+    if not os.path.exists(os.path.join(args.run_dir, "manifest.json")):
+        report.write_manifest(args.run_dir)  # a run made by ansible-playbook alone has none
+    written = [] if args.no_plots else plots.write_plots(run)
+    if args.json:
+        print(json.dumps(dict(report.report_json(run), plots=written), indent=2))
+    else:
+        print(f"rounds ({run.summary.get('status', 'not judged')}):")
+        print(report.rounds_table(run) if run.rounds else "  none evaluated")
+        print("\nparticipants:")
+        print(report.participants_table(run))
+        for path in written:
+            say(f"plot: {path}")
+    for gap in run.missing:
+        say(f"missing: {gap}")
+    return EXIT_OK
+
+
+def cmd_compare(args):
+    comparison = report.compare(args.run_dirs, args.target)
+    if args.json:
+        print(json.dumps(comparison, indent=2))
+    else:
+        print(report.compare_table(comparison))
+    for run_dir, gaps in comparison["missing"].items():
+        for gap in gaps:
+            say(f"missing in {run_dir}: {gap}")
+    return EXIT_OK
+
+
 def cmd_status(args):
     result = playbook(args, "status.yml", {"testbed_name": args.name},
                       keep_results=["Read the state of the testbed's containers"])
@@ -274,6 +309,35 @@ def cmd_teardown(args):
     say(f"testbed {args.name!r} torn down ({removed} changes)" if result.ok
         else f"teardown of {args.name!r} failed")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+VERIFY_TASK = "Judge the links against their shaping"
+
+
+def cmd_verify(args):
+    extravars = {"testbed_name": args.name}
+    if args.tolerance is not None:
+        if not 0 < args.tolerance < 100:
+            raise InputError(f"--tolerance: {args.tolerance:g} is not allowed; use a percentage "
+                             "between 0 and 100")
+        extravars["flbed_verify_tolerance_pct"] = args.tolerance
+    result = playbook(args, "verify.yml", extravars, keep_results=[VERIFY_TASK])
+    judged = result.results.get(VERIFY_TASK, {}).values()
+    report = next((r.get("ansible_facts", {}).get("flbed_verify_report") for r in judged), None)
+    if report is None:
+        reasons = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+        raise RunError(f"could not verify the links of {args.name!r}: "
+                       + ("; ".join(reasons) or "no host measured anything"))
+    path = verify_lib.report_path(os.path.abspath(args.runs_root), args.name,
+                                  report["server"].get("created"))
+    verify_lib.write_report(report, path)
+    if args.json:
+        print(json.dumps(dict(report, path=path), indent=2))
+    else:
+        print(verify_lib.render_table(report))
+        say(verify_lib.summary_line(report))
+        say(f"written to {path}")
+    return EXIT_OK if report["ok"] and result.ok else EXIT_FAILED
 
 
 # ---------------------------------------------------------------- entry point
@@ -315,7 +379,20 @@ def build_parser():
         name_arg=True, json_flag=True)
     add("teardown", cmd_teardown, "remove everything a testbed made, on every host",
         name_arg=True)
+    verify = add("verify", cmd_verify, "measure each client's link to the server and judge it "
+                 "against its shaping", name_arg=True, json_flag=True)
+    verify.add_argument("--tolerance", type=float, metavar="PCT",
+                        help=f"flag a rate further than PCT %% from the expected one "
+                             f"(default {verify_lib.DEFAULT_TOLERANCE_PCT:g})")
     add("profiles", cmd_profiles, "list the built-in device profiles")
+    shown = add("results", cmd_results, "tables and plots of a run directory",
+                json_flag=True)
+    shown.add_argument("run_dir", metavar="RUN_DIR", help="runs/<testbed>/<run_id>/")
+    shown.add_argument("--no-plots", action="store_true", help="write no PNG files")
+    compared = add("compare", cmd_compare, "compare runs side by side", json_flag=True)
+    compared.add_argument("run_dirs", metavar="RUN_DIR", nargs="+", help="run directories")
+    compared.add_argument("--target", help="a metric to reach, e.g. test_loss<=0.5: when "
+                          "(round, seconds of training) each run first reached it")
     return parser
 
 

@@ -36,7 +36,7 @@ FS_WAITS = ("blocking", "spinning")
 PARTICIPANT_KEYS = ("profile", "host", "env")
 CLIENT_KEYS = ("profile", "count", "host", "env")
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-SHAPING_KEYS = ("allow_missing",)
+SHAPING_KEYS = ("allow_missing", "verify")
 SHAPING_SETTINGS = ("delay", "jitter", "loss")
 
 
@@ -65,6 +65,7 @@ class Testbed:
     fs_wait: str = "blocking"
     # False: a participant starts at the host's speed and gets its quota once it listens.
     throttle_from_start: bool = False
+    verify_links: bool = False  # measure every link after shaping, before training
     raw: dict = field(default_factory=dict)
     path: str = None
 
@@ -157,12 +158,13 @@ def parse_testbed(data, environ=None, base_dir="."):
     profiles = _profiles(check, data.get("profiles"))
     server = _placement(check, data.get("server"), "server", PARTICIPANT_KEYS, profiles)
     clients = _clients(check, data.get("clients"), profiles)
-    allow_missing = _shaping(check, data.get("shaping"))
+    allow_missing, verify_links = _shaping(check, data.get("shaping"))
 
     if check.problems:
         raise InputError(check.problems)
     return Testbed(name, description, timeout_s, image, fs_source, fs_config, server, clients,
-                   profiles, allow_missing, fs_wait, throttle_from_start, raw=data)
+                   profiles, allow_missing, fs_wait, throttle_from_start,
+                   verify_links=verify_links, raw=data)
 
 
 def _timeout(value):
@@ -339,11 +341,16 @@ def _clients(check, raw, profiles):
 
 
 def _shaping(check, raw):
+    """(settings allowed to be missing, whether to verify the links before training)."""
     raw = check.mapping(raw, "shaping", SHAPING_KEYS)
+    verify = raw.get("verify", False)
+    if not isinstance(verify, bool):
+        check.add("shaping.verify", f"{_show(verify)} is not allowed; use true or false")
+        verify = False
     allowed = raw.get("allow_missing") or []
     if not isinstance(allowed, list) or not set(allowed) <= set(SHAPING_SETTINGS):
         check.add("shaping.allow_missing", f"{_show(allowed)} is not allowed; use a list of "
                   f"settings that may be skipped where the kernel lacks them: "
                   f"{', '.join(SHAPING_SETTINGS)}")
-        return []
-    return list(allowed)
+        return [], verify
+    return list(allowed), verify
