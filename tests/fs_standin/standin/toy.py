@@ -77,6 +77,15 @@ def flops(samples):
     return float(samples * DIMS * DIMS)
 
 
+def allocate_mb(megabytes, step_s=0.05):
+    """Touch ``megabytes`` MiB of fresh memory, one MiB at a time, and return it."""
+    chunks = []
+    for _ in range(megabytes):
+        chunks.append(bytearray(b"\x01" * 2**20))
+        time.sleep(step_s)
+    return chunks
+
+
 def env_float(name, default):
     text = os.environ.get(name, "")
     return float(text) if text else default

@@ -1,0 +1,1 @@
+"""The stand-in's mirror of the real framework's package layout, where flbed reaches into it."""
