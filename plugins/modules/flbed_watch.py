@@ -48,8 +48,12 @@ options:
     type: int
     default: 30
   workdir:
-    description: Host directory of the testbed; each participant's control files are under
-      C(<workdir>/<name>/control/).
+    description:
+      - Host directory of the testbed; each participant's control files are under
+        C(<workdir>/<name>/control/).
+      - When set, every look samples each running container's memory from its cgroup and keeps
+        the highest use seen in C(<workdir>/<name>/memory.json), since a container's cgroup
+        vanishes when it stops, and a failure report needs the peak.
     type: path
   wait_for_file:
     description:
@@ -67,7 +71,9 @@ attributes:
     details: Only reads, except that O(logs_dir) (re)writes the log files.
 notes:
   - A participant has failed when its container is missing, exited with a non-zero status, or
-    was killed by the out-of-memory killer.
+    was killed by the out-of-memory killer. A kill counts as one when the engine says so, or
+    when the container's own cgroup counted a kill, or when it died by SIGKILL with its memory
+    use at its limit.
   - The run has finished when the server's container exited with status 0; on a host without
     the server, when every participant there exited with status 0.
 """
@@ -89,7 +95,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 participants:
-  description: One entry per container, with name, container, state, exit_code, oom_killed.
+  description: One entry per container, with name, container, state, exit_code, oom_killed,
+    memory_bytes (its limit), memory_usage_bytes (working set now) and memory_peak_bytes
+    (highest use seen while watching, with O(workdir)).
   returned: always
   type: list
 round:
@@ -116,16 +124,23 @@ timed_out:
 """
 
 import glob
+import json
 import os
 import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.flbed_cgroup import ContainerCgroups
 from ansible.module_utils.flbed_docker import DockerAPI, DockerError
 
 ROUND_PATTERN = re.compile(r"Round #?(\d+)")
 LABEL = "flbed.testbed"
 POLL_STEP_S = 0.5
+MEMORY_FILE = "memory.json"
+SIGKILL_EXIT = 137
+# A SIGKILLed container whose highest sampled use is this close to its limit ran out of memory.
+NEAR_LIMIT_FRACTION = 0.9
+MIB = 2**20
 
 
 def read_round(output_dir):
@@ -157,11 +172,39 @@ def describe(name, container, info):
             "memory_bytes": info.get("HostConfig", {}).get("Memory") or None}
 
 
+def mib(value):
+    return f"{value / MIB:.1f} MiB"
+
+
+def merge_memory(kept, sample):
+    """The record kept per participant after one more cgroup sample."""
+    kept = dict(kept or {})
+    for key in ("peak_bytes", "oom_kills"):
+        values = [v for v in (kept.get(key), sample.get(key)) if v is not None]
+        kept[key] = max(values) if values else None
+    if sample.get("working_set_bytes") is not None:
+        kept["usage_bytes"] = sample["working_set_bytes"]
+    return kept
+
+
+def ran_out_of_memory(entry):
+    """Killed for memory: the engine's flag, the cgroup's kill count, or SIGKILL at the limit."""
+    if entry["oom_killed"] or (entry.get("oom_kills") or 0) > 0:
+        return True
+    limit, peak = entry.get("memory_bytes"), entry.get("memory_peak_bytes")
+    return (entry["exit_code"] == SIGKILL_EXIT and bool(limit) and peak is not None
+            and peak >= NEAR_LIMIT_FRACTION * limit)
+
+
 def failure_reason(entry):
     if entry["state"] == "missing":
         return "its container vanished"
     if entry["oom_killed"]:
-        return "killed by the out-of-memory killer"
+        limit = entry.get("memory_bytes")
+        peak = entry.get("memory_peak_bytes")
+        where = f" at its memory limit of {mib(limit)}" if limit else ""
+        seen = f" (highest use seen {mib(peak)})" if peak else ""
+        return f"killed by the out-of-memory killer{where}{seen}"
     if entry["state"] in ("exited", "dead") and entry["exit_code"] != 0:
         return f"exited with status {entry['exit_code']}"
     return None
@@ -181,9 +224,32 @@ class Watcher:
             (c.get("Labels", {}).get("flbed.participant") or c["Names"][0].lstrip("/"),
              c["Names"][0].lstrip("/")) for c in found)
 
+    def sample_memory(self, entry, info):
+        """Fold the container's current memory use into its record under the workdir."""
+        workdir = self.params["workdir"]
+        path = os.path.join(workdir, entry["name"], MEMORY_FILE) if workdir else None
+        kept = {}
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                kept = json.load(handle)
+        pid = (info or {}).get("State", {}).get("Pid") or 0
+        if entry["state"] == "running" and pid > 0:
+            kept = merge_memory(kept, ContainerCgroups(pid).memory())
+            if path and os.path.isdir(os.path.dirname(path)) and not self.module.check_mode:
+                with open(path, "w", encoding="utf-8") as handle:
+                    json.dump(kept, handle)
+        entry["memory_usage_bytes"] = kept.get("usage_bytes")
+        entry["memory_peak_bytes"] = kept.get("peak_bytes")
+        entry["oom_kills"] = kept.get("oom_kills")
+        entry["oom_killed"] = ran_out_of_memory(entry)
+
     def look(self):
-        entries = [describe(name, container, self.api.inspect_container(container))
-                   for name, container in self.expected()]
+        entries = []
+        for name, container in self.expected():
+            info = self.api.inspect_container(container)
+            entry = describe(name, container, info)
+            self.sample_memory(entry, info)
+            entries.append(entry)
         failed = []
         for entry in entries:
             reason = failure_reason(entry)

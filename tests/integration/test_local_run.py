@@ -90,7 +90,7 @@ def test_provision_status_and_teardown(tmp_path, teardown_after):
         ["docker", "inspect", f"flbed-{name}-client-1"], capture_output=True, text=True,
         check=True).stdout)[0]
     assert inspected["HostConfig"]["Memory"] == 512 * 2**20
-    assert inspected["HostConfig"]["NanoCpus"] == 500_000_000
+    assert inspected["HostConfig"]["NanoCpus"] == 0  # the quota binds once it listens
     assert inspected["Config"]["User"] == "10001:10001"
     assert inspected["HostConfig"]["CapDrop"] == ["ALL"]
     assert inspected["HostConfig"]["ReadonlyRootfs"] is True
