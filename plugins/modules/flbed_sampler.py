@@ -10,7 +10,7 @@ short_description: Sample the CPU, memory and link counters of a testbed's conta
 description:
   - With O(state=started), samples every participant container on this Docker host at a fixed
     interval until told to stop, until every container has exited, or until
-    O(max_duration_s) has passed. Meant to run in the background (C(async) with C(poll: 0))
+    O(max_duration_s) has passed. Meant to run in the background (C(async) with C(poll=0))
     while the testbed trains.
   - Each sample reads the container's cgroup files (CPU time used, memory in use) and
     C(/proc/<pid>/net/dev) of its network namespace; one row per sample goes to
