@@ -206,6 +206,11 @@ from ansible.module_utils import flbed_tc
 
 PIDFILE_DIR = "/run"
 START_WAIT_S = 10.0
+# After each test the iperf3 server takes a moment to listen again; a client that connects
+# in that gap is refused or told the server is busy, so it tries again.
+CONNECT_ATTEMPTS = 30
+CONNECT_RETRY_S = 0.2
+RETRY_ERRORS = ("unable to connect", "server is busy")
 
 # Runs inside a client's namespace with the host's Python: times TCP handshakes.
 RTT_SCRIPT = r"""
@@ -421,13 +426,18 @@ class ProbeManager:
                                 "-O", str(self.params["omit_s"]), "--get-server-output"]
         argv += ["-R"] if reverse else []
         what = "%s iperf3 of %r" % ("download" if reverse else "upload", client.participant)
-        out = self.run(argv, what)
-        try:
-            report = json.loads(out)
-        except ValueError:
-            self.fail("%s printed no JSON: %r" % (what, out[:300]))
-        if report.get("error"):
-            self.fail("%s: %s" % (what, report["error"]))
+        for _attempt in range(CONNECT_ATTEMPTS):
+            rc, out, err = self.module.run_command(argv)
+            try:
+                report = json.loads(out)
+            except ValueError:
+                self.fail("%s printed no JSON (exit %d): %r %s" % (what, rc, out[:300], err))
+            error = report.get("error") or ""
+            if not any(text in error for text in RETRY_ERRORS):
+                break
+            time.sleep(CONNECT_RETRY_S)
+        if error or rc != 0:
+            self.fail("%s: %s" % (what, error or "exit %d" % rc))
         return report
 
     def rtt_ms(self, client, address):
