@@ -16,11 +16,12 @@ sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 import flbed_docker  # noqa: E402
 import flbed_netstats  # noqa: E402
 
-NET_DEV = """Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
-  eth0:   7446      89    0    2    0     0          0         0     6359      73    0    1    0     0       0          0
-ifb-flbed:   2636      40    0    0    0     0          0         0     2636      40    0    0    0     0       0          0
+# /proc/net/dev as the kernel writes it, with its columns' padding squeezed.
+NET_DEV = """Inter-|   Receive                                  |  Transmit
+ face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop ...
+    lo: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+  eth0: 7446 89 0 2 0 0 0 0 6359 73 0 1 0 0 0 0
+ifb-flbed: 2636 40 0 0 0 0 0 0 2636 40 0 0 0 0 0 0
 """
 
 QDISCS = [
