@@ -91,7 +91,7 @@ class _Checker:
             return {}
         for key in value:
             if key not in allowed:
-                self.add(f"{path}.{key}" if path else str(key),
+                self.add(f"{path}.{_key(key)}" if path else _key(key),
                          f"unknown key; allowed here: {', '.join(allowed)}")
         return value
 
@@ -111,6 +111,11 @@ class _Checker:
         except ValueError as error:
             self.add(path, str(error))
             return None
+
+
+def _key(key):
+    """A key as it may stand in a field path: plain names as they are, anything else quoted."""
+    return key if isinstance(key, str) and re.fullmatch(r"[\w-]{1,40}", key) else _show(key)
 
 
 def _show(value):
@@ -238,7 +243,7 @@ def _profiles(check, raw):
     for name, body in profile_lib.BUILTIN_PROFILES.items():
         resolved[name] = profile_lib.resolve_profile(name, body)
     for name, body in raw.items():
-        path = f"profiles.{name}"
+        path = f"profiles.{_key(name)}"
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name.replace("_", "-")):
             check.add(path, f"{_show(name)} is not a profile name; {NAME_RULE} ('_' allowed)")
             continue
@@ -310,9 +315,9 @@ def _env(check, raw, path):
     env = {}
     for key, value in raw.items():
         if not isinstance(key, str) or not ENV_NAME_PATTERN.fullmatch(key):
-            check.add(f"{path}.{key}", "not a variable name; use letters, digits and '_'")
+            check.add(f"{path}.{_key(key)}", "not a variable name; use letters, digits and '_'")
         elif isinstance(value, (dict, list)) or value is None:
-            check.add(f"{path}.{key}", f"{_show(value)} is not allowed; use a string or number")
+            check.add(f"{path}.{_key(key)}", f"{_show(value)} is not allowed; use a string or number")
         else:
             env[key] = str(value)
     return env
