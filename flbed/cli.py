@@ -357,7 +357,8 @@ def build_parser():
             sub.add_argument("name", metavar="NAME", help="testbed name")
         if file or name_arg:
             sub.add_argument("-i", "--inventory", default=DEFAULT_INVENTORY,
-                             help=f"Ansible inventory of Docker hosts (default {DEFAULT_INVENTORY})")
+                             help="Ansible inventory of Docker hosts "
+                                  f"(default {DEFAULT_INVENTORY})")
             sub.add_argument("--runs-root", default="runs", help="where run directories go")
             sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
         sub.add_argument("--json", action="store_true", default=False,

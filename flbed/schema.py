@@ -317,7 +317,8 @@ def _env(check, raw, path):
         if not isinstance(key, str) or not ENV_NAME_PATTERN.fullmatch(key):
             check.add(f"{path}.{_key(key)}", "not a variable name; use letters, digits and '_'")
         elif isinstance(value, (dict, list)) or value is None:
-            check.add(f"{path}.{_key(key)}", f"{_show(value)} is not allowed; use a string or number")
+            check.add(f"{path}.{_key(key)}",
+                      f"{_show(value)} is not allowed; use a string or number")
         else:
             env[key] = str(value)
     return env
