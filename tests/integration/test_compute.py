@@ -12,15 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, flbed
 
-STANDIN = str(REPO / "tests" / "fs_standin")
 HOST_WORKDIR = "/var/lib/flbed"
 MIB = 2**20
 pytestmark = pytest.mark.integration
@@ -59,12 +57,6 @@ def write_testbed(tmp_path, name, *, fs=None, clients=None, rounds=3, memory="51
     path = tmp_path / f"{name}.yml"
     path.write_text(yaml.safe_dump(testbed))
     return str(path)
-
-
-def flbed(*args, fs_source=STANDIN, timeout=1800):
-    env = dict(os.environ, FLBED_FS_SOURCE=fs_source)
-    return subprocess.run([sys.executable, "-m", "flbed", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def inspect(container):

@@ -17,9 +17,8 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, STANDIN, flbed
 
-STANDIN = str(REPO / "tests" / "fs_standin")
 pytestmark = pytest.mark.integration
 
 
@@ -51,12 +50,6 @@ def write_testbed(tmp_path, name, rounds=3, client_env=None, clients=2, timeout=
     path = tmp_path / f"{name}.yml"
     path.write_text(yaml.safe_dump(testbed))
     return str(path)
-
-
-def flbed(*args, fs_source=STANDIN, timeout=1800):
-    env = dict(os.environ, FLBED_FS_SOURCE=fs_source)
-    return subprocess.run([sys.executable, "-m", "flbed", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def labelled(kind, name):
