@@ -13,7 +13,7 @@ import time
 
 from . import __version__, inventory as inventory_lib, plan as plan_lib, plots, report, \
     results, schema
-from . import verify as verify_lib
+from . import calibration as calibration_lib, verify as verify_lib
 from .errors import FlbedError, InputError, RunError
 from .profiles import BUILTIN_PROFILES
 from .runner import PLAN_TASK, REPO_DIR, remove_leftover_private_dirs, run_playbook
@@ -93,12 +93,13 @@ class Progress:
 
 # ---------------------------------------------------------------- checking and planning
 
-def load_plan(args, run_id=None):
+def load_plan(args, run_id=None, calibrating=False):
     """Check the file against the inventory; InputError before anything starts."""
     testbed = schema.load_testbed(args.file)
     inventory = inventory_lib.load_inventory(args.inventory)
     return testbed, plan_lib.make_plan(testbed, inventory, run_id=run_id,
-                                       runs_root=os.path.abspath(args.runs_root))
+                                       runs_root=os.path.abspath(args.runs_root),
+                                       calibrating=calibrating)
 
 
 def cmd_validate(args):
@@ -120,7 +121,7 @@ def cmd_plan(args):
              "delay", "loss")]
     for p in plan["participants"]:
         link = p["link"]
-        rows.append((p["name"], p["role"], p["host"], p["profile"], f"{p['cpus']:g}",
+        rows.append((p["name"], p["role"], p["host"], p["profile"], _cpus_text(p),
                      format_bytes(p["memory_bytes"]), _rate(link["up_rate_bps"]),
                      _rate(link["down_rate_bps"]), f"{link['delay_ms']:g}ms",
                      f"{link['loss_pct']:g}%"))
@@ -128,6 +129,17 @@ def cmd_plan(args):
     for warning in plan["warnings"]:
         say(f"warning: {warning}")
     return EXIT_OK
+
+
+def _cpus_text(participant):
+    """The quota as the plan table shows it, with the throughput it delivers, if stated."""
+    if participant["cpus_from"] == plan_lib.CPUS_NATIVE:
+        text = "host's own"
+    else:
+        text = f"{participant['cpus']:g}" if participant["cpus"] is not None else "-"
+    if participant.get("throughput_steps_per_s") is not None:
+        text += f" ({participant['throughput_steps_per_s']:g} steps/s)"
+    return text
 
 
 def _rate(bps):
@@ -226,6 +238,37 @@ def cmd_run(args):
     else:
         print_summary(summary)
     return EXIT_OK if summary["status"] == results.SUCCEEDED else EXIT_FAILED
+
+
+def cmd_calibrate(args):
+    _, plan = load_plan(args, calibrating=True)
+    args.testbed_name = plan["testbed"]
+    check_fs_source(plan)
+    runs_root = os.path.abspath(args.runs_root)
+    extravars = {"testbed": plan["testbed_file"], "flbed_runs_root": runs_root,
+                 "fl_calibrate_measure_s": args.measure_s}
+    if args.quotas:
+        extravars["fl_calibrate_quotas"] = args.quotas
+    result = playbook(args, "calibrate.yml", extravars)
+    if not result.ok:
+        reasons = [f"{f.host}: {f.task}: {f.message}" for f in result.failures]
+        raise RunError("calibration failed: " + "; ".join(reasons))
+    key = plan["workload"]["key"]
+    records = [calibration_lib.load_record(runs_root, host, key) for host in plan["hosts"]]
+    if args.json:
+        print(json.dumps({"workload_key": key, "hosts": records}, indent=2))
+        return EXIT_OK
+    rows = [("host", "cpus", "steps/s", "steps/s per cpu")]
+    for record in records:
+        for point in record["points"]:
+            cpus = point["cpus"] or record["host_cpus"]
+            label = f"{cpus:g}" + (" (all)" if not point["cpus"] else "")
+            rows.append((record["host"], label, f"{point['steps_per_s']:.4g}",
+                         f"{point['steps_per_s'] / cpus:.4g}"))
+    print(table(rows))
+    say(f"workload {key} recorded under "
+        f"{os.path.join(runs_root, calibration_lib.RECORD_DIR)}")
+    return EXIT_OK
 
 
 def print_summary(summary):
@@ -376,6 +419,15 @@ def build_parser():
     run = add("run", cmd_run, "provision, train, collect results and tear down",
               file=True, json_flag=True)
     run.add_argument("--keep", action="store_true", help="leave the testbed running")
+    calibrate = add("calibrate", cmd_calibrate, "measure how fast each host trains the "
+                    "testbed's model, for profiles that state a throughput",
+                    file=True, json_flag=True)
+    calibrate.add_argument("--quotas", type=_quota_list, metavar="CPUS,...",
+                           help="CPU quotas to measure at, e.g. 0.1,0.5,1 (default "
+                                + ",".join(f"{q:g}" for q in calibration_lib.DEFAULT_QUOTAS)
+                                + "); full speed is always measured")
+    calibrate.add_argument("--measure-s", type=_measure_s, default=calibration_lib.DEFAULT_MEASURE_S,
+                           metavar="S", help="seconds of training per measurement")
     add("status", cmd_status, "show a testbed's containers on every host",
         name_arg=True, json_flag=True)
     add("teardown", cmd_teardown, "remove everything a testbed made, on every host",
@@ -395,6 +447,28 @@ def build_parser():
     compared.add_argument("--target", help="a metric to reach, e.g. test_loss<=0.5: when "
                           "(round, seconds of training) each run first reached it")
     return parser
+
+
+def _quota_list(text):
+    try:
+        quotas = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        quotas = []
+    if not quotas or any(not 0.01 <= quota <= 256 for quota in quotas):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of CPU quotas; use numbers "
+                                         "of host cores from 0.01 to 256, e.g. 0.1,0.5,1")
+    return quotas
+
+
+def _measure_s(text):
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0.1 <= seconds <= 600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a measuring time; use seconds "
+                                         "from 0.1 to 600")
+    return seconds
 
 
 def main(argv=None):

@@ -37,6 +37,12 @@ class Inventory:
             return os.cpu_count()
         return None
 
+    def native_compute(self, host):
+        """The host is the device itself (a real Raspberry Pi): its participants compute at
+        its own speed, with no CPU quota."""
+        value = self.hosts.get(host, {}).get("flbed_native_compute", False)
+        return value is True or str(value).lower() in ("true", "yes", "1")
+
     def host_memory_bytes(self, host):
         hostvars = self.hosts.get(host, {})
         if hostvars.get("ansible_memtotal_mb"):

@@ -1,11 +1,18 @@
 """Device profiles: what a participant's container may use and what its link delivers.
 
 A profile is written in the testbed's units (``"50mbit"``, ``"20ms"``, ``"4g"``); resolving it
-gives a ``Profile`` in plain numbers. ``cpus`` is a Docker CPU quota in host cores: it stands
-for how fast the device computes relative to the host, not for the device's core count.
+gives a ``Profile`` in plain numbers. A device's compute is stated one of two ways:
+
+- ``cpus``: a Docker CPU quota in host cores. It stands for how fast the device computes
+  relative to the host, not for the device's core count, so it computes differently on a fast
+  and a slow host.
+- ``throughput``: training steps per second of the testbed's reference workload (its model,
+  data and optimizer). ``flbed calibrate`` measures each host, and the plan turns the
+  throughput into the quota that delivers it there, so it computes alike on every host.
 """
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 from . import units
 
@@ -37,11 +44,15 @@ BUILTIN_PROFILES = {
     },
 }
 
-PROFILE_KEYS = ("extends", "description", "memory", "cpus", "link")
+PROFILE_KEYS = ("extends", "description", "memory", "cpus", "throughput", "link")
+# The two ways of stating compute; a profile has exactly one.
+COMPUTE_KEYS = ("cpus", "throughput")
 LINK_KEYS = ("up", "down", "delay", "jitter", "loss")
 # Largest quota one participant may ask for, before the host's own count is known.
 MAX_CPUS = 256.0
 MIN_MEMORY_BYTES = 6 * 2**20  # Docker refuses limits under 6 MiB.
+MAX_THROUGHPUT_STEPS_PER_S = 1e6
+THROUGHPUT_UNIT = "steps/s"
 
 
 @dataclass(frozen=True)
@@ -63,13 +74,19 @@ class Profile:
     name: str
     description: str
     memory_bytes: int
-    cpus: float
+    cpus: Optional[float]                     # None when the compute is a throughput
     link: Link
+    throughput_steps_per_s: Optional[float] = None
 
 
 def merge_profile(base, override):
     """A profile written over another: top-level keys replace, ``link`` merges key by key."""
-    merged = {**base, **{key: value for key, value in override.items() if key != "link"}}
+    merged = dict(base)
+    if any(key in override for key in COMPUTE_KEYS):
+        # A profile that states its compute replaces how its parent stated it.
+        for key in COMPUTE_KEYS:
+            merged.pop(key, None)
+    merged.update({key: value for key, value in override.items() if key != "link"})
     merged["link"] = {**(base.get("link") or {}), **(override.get("link") or {})}
     merged.pop("extends", None)
     return merged
@@ -82,6 +99,23 @@ def _cpus(value):
     if not 0.01 <= value <= MAX_CPUS:
         raise ValueError(f"{value!r} is outside the CPU quota range 0.01 to {MAX_CPUS:g}")
     return float(value)
+
+
+def _throughput(value):
+    """Steps per second of the reference workload: a number, or text like "12 steps/s"."""
+    number = value
+    if isinstance(value, str) and value.strip().endswith(THROUGHPUT_UNIT):
+        try:
+            number = float(value.strip()[:-len(THROUGHPUT_UNIT)])
+        except ValueError:
+            number = value
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ValueError(f"{value!r} is not a throughput; use training steps per second of "
+                         f"the reference workload, e.g. 12 or '12 steps/s'")
+    if not 0 < number <= MAX_THROUGHPUT_STEPS_PER_S:
+        raise ValueError(f"{value!r} is outside the throughput range: above 0, at most "
+                         f"{MAX_THROUGHPUT_STEPS_PER_S:g} steps/s")
+    return float(number)
 
 
 def _memory(value):
@@ -121,15 +155,22 @@ def resolve_profile(name, raw):
         try:
             return parse(raw[key])
         except KeyError:
-            problems.append(f"{key}: missing; a profile needs memory and cpus, or extends")
+            problems.append(f"{key}: missing; a profile needs memory and cpus (or throughput), "
+                            "or extends")
         except ValueError as error:
             # Link errors already start with the link key: "link.up: ..." reads as a path.
             problems.append(f"{key}{'.' if key == 'link' else ': '}{error}")
         return None
 
     memory_bytes = convert("memory", _memory)
-    cpus = convert("cpus", _cpus)
+    cpus = throughput = None
+    if "cpus" in raw and "throughput" in raw:
+        problems.append("throughput: give cpus or throughput, not both")
+    elif "throughput" in raw:
+        throughput = convert("throughput", _throughput)
+    else:
+        cpus = convert("cpus", _cpus)
     link = convert("link", _link)
     if problems:
         raise ValueError(problems)
-    return Profile(name, raw.get("description", ""), memory_bytes, cpus, link)
+    return Profile(name, raw.get("description", ""), memory_bytes, cpus, link, throughput)

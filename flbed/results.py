@@ -106,10 +106,18 @@ def _participant_entries(plan, outcomes):
 
 def _emulation(plan, outcomes):
     """How compute was emulated: the wait, when quotas bound, and when each was set."""
-    quotas = {entry["name"]: {"cpus": entry["cpus"], "applied_at": entry["applied_at"]}
-              for outcome in outcomes for entry in outcome.get("cpu_quotas") or []}
+    planned = {p["name"]: p for p in plan["participants"]}
+    quotas = {}
+    for outcome in outcomes:
+        for entry in outcome.get("cpu_quotas") or []:
+            participant = planned.get(entry["name"], {})
+            quotas[entry["name"]] = {
+                "cpus": entry["cpus"], "applied_at": entry["applied_at"],
+                "from": participant.get("cpus_from"),
+                "throughput_steps_per_s": participant.get("throughput_steps_per_s")}
     return {"fs_wait": plan.get("fs_wait"), "cpu_policy": plan.get("cpu_policy"),
-            "cpu_quotas": quotas}
+            "cpu_quotas": quotas,
+            "calibrations": (plan.get("workload") or {}).get("calibrations", {})}
 
 
 def build_summary(plan, outcomes, host_failures=(), shaping=()):

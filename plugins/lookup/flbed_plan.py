@@ -27,6 +27,11 @@ options:
     description: Directory on each Docker host under which C(<testbed>/) is kept.
     type: str
     default: /var/lib/flbed
+  calibrating:
+    description: Plan for C(flbed calibrate); a throughput profile on a host without a
+      calibration yet is then no error.
+    type: bool
+    default: false
 """
 
 import os
@@ -49,8 +54,8 @@ def _import_flbed():
 
 
 # Only these host variables matter to the planner; reading no others keeps templating cheap.
-_SIZING_KEYS = ("flbed_host_cpus", "ansible_processor_nproc", "ansible_processor_vcpus",
-                "ansible_memtotal_mb", "ansible_connection")
+_SIZING_KEYS = ("flbed_host_cpus", "flbed_native_compute", "ansible_processor_nproc",
+                "ansible_processor_vcpus", "ansible_memtotal_mb", "ansible_connection")
 
 
 def _sizing_vars(hostvars, host):
@@ -74,7 +79,8 @@ class LookupModule(LookupBase):
             testbed = schema.load_testbed(terms[0])
             plan = plan_lib.make_plan(testbed, inventory, run_id=self.get_option("run_id"),
                                       runs_root=self.get_option("runs_root"),
-                                      workdir_root=self.get_option("workdir_root"))
+                                      workdir_root=self.get_option("workdir_root"),
+                                      calibrating=self.get_option("calibrating"))
         except InputError as error:
             raise AnsibleError("testbed refused:\n" + "\n".join(error.problems)) from None
         return [plan]

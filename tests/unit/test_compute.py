@@ -75,8 +75,12 @@ def test_summary_records_the_emulation_and_memory(tmp_path):
     summary = results.build_summary(made, [outcome])
     assert summary["emulation"] == {
         "fs_wait": "blocking", "cpu_policy": "after_ready",
-        "cpu_quotas": {"server": {"cpus": 2.0, "applied_at": 10.5},
-                       "client-1": {"cpus": 0.1, "applied_at": 12.0}}}
+        "cpu_quotas": {
+            "server": {"cpus": 2.0, "applied_at": 10.5, "from": "profile",
+                       "throughput_steps_per_s": None},
+            "client-1": {"cpus": 0.1, "applied_at": 12.0, "from": "profile",
+                         "throughput_steps_per_s": None}},
+        "calibrations": {}}
     client = summary["participants"][1]
     assert client["memory_limit_bytes"] == 256 * MIB
     assert client["memory_peak_bytes"] == 250 * MIB

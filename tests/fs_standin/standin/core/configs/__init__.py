@@ -1,0 +1,1 @@
+"""Stand-in of the real framework's config package."""
