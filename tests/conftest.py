@@ -1,14 +1,19 @@
 """Shared fixtures: where the repository is, and helpers every test level uses."""
 
+import hashlib
+import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STANDIN = str(REPO / "tests" / "fs_standin")
+WORKDIR_ROOT = "/var/lib/flbed"
 
 
 def flbed(*args, fs_source=STANDIN, timeout=1800):
@@ -21,3 +26,106 @@ def flbed(*args, fs_source=STANDIN, timeout=1800):
 @pytest.fixture
 def repo():
     return REPO
+
+
+# ---------------------------------------------------------------- integration helpers
+
+def docker_ready():
+    return bool(shutil.which("docker")) and subprocess.run(
+        ["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+def standin_testbed(name, rounds=3, clients=2, timeout="5m", step_s=0.2, client_env=None):
+    """A small stand-in testbed as a dict: a server and CLIENTS alike clients, each a
+    Raspberry Pi with 512 MB; CLIENT_ENV adds one more client with that environment."""
+    testbed = {
+        "name": name,
+        "timeout": timeout,
+        "federatedscope": {"config": {"data": {"type": "toy"}, "model": {"type": "lr"},
+                                      "federate": {"total_round_num": rounds}}},
+        "profiles": {"small_device": {"extends": "raspberry_pi", "memory": "512m",
+                                      "cpus": 0.5}},
+        "server": {"profile": "small_device"},
+        "clients": [{"profile": "small_device", "count": clients,
+                     "env": {"FLBED_STANDIN_ROUND_S": str(step_s)}}],
+        "shaping": {"allow_missing": ["delay", "jitter", "loss"]},
+    }
+    if client_env:
+        testbed["clients"].append({"profile": "small_device", "env": client_env})
+    return testbed
+
+
+def save_testbed(tmp_path, testbed):
+    path = pathlib.Path(tmp_path) / f"{testbed['name']}.yml"
+    path.write_text(yaml.safe_dump(testbed))
+    return str(path)
+
+
+def write_testbed(tmp_path, name, **settings):
+    return save_testbed(tmp_path, standin_testbed(name, **settings))
+
+
+def labelled(kind, name):
+    """IDs of the Docker objects (container, network) labelled with testbed NAME."""
+    listing = subprocess.run(
+        ["docker", kind, "ls", "-q", "--filter", f"label=flbed.testbed={name}"]
+        + (["-a"] if kind == "container" else []),
+        capture_output=True, text=True, check=True)
+    return listing.stdout.split()
+
+
+def container_pid(container):
+    found = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", container],
+                           capture_output=True, text=True, check=False)
+    pid = found.stdout.strip()
+    return int(pid) if found.returncode == 0 and pid.isdigit() and pid != "0" else None
+
+
+def netns_qdiscs(container):
+    """[(device, kind, rate or None)] of every qdisc in a running container's network
+    namespace, read from the host as flbed reads them; None when it does not run."""
+    pid = container_pid(container)
+    if pid is None:
+        return None
+    shown = subprocess.run(["nsenter", "-t", str(pid), "-n", "tc", "-j", "qdisc", "show"],
+                           capture_output=True, text=True, check=True)
+    return sorted((q["dev"], q["kind"], (q.get("options") or {}).get("rate"))
+                  for q in json.loads(shown.stdout or "[]"))
+
+
+@pytest.fixture
+def teardown_after():
+    """Tear each testbed named to it down after the test, whatever the test's outcome."""
+    names = []
+    yield names.append
+    for name in names:
+        flbed("teardown", name, "-q")
+
+
+def _tree_digest(root):
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in ("build", "__pycache__")
+                         and not d.endswith(".egg-info"))
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            digest.update(pathlib.Path(path).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def frozen_standin():
+    """The stand-in, copied once per content to .cache/standin/<digest>: a test session
+    builds its participant image once, however the working tree changes meanwhile, and the
+    image is reused while the stand-in stays the same."""
+    target = REPO / ".cache" / "standin" / _tree_digest(STANDIN)
+    if not target.exists():
+        scratch = target.with_name(f"{target.name}.{os.getpid()}.part")
+        shutil.copytree(STANDIN, scratch, ignore=shutil.ignore_patterns(
+            "build", "*.egg-info", "__pycache__"))
+        try:
+            os.rename(scratch, target)
+        except OSError:  # another session made it first
+            shutil.rmtree(scratch, ignore_errors=True)
+    return str(target)

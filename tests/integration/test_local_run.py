@@ -9,63 +9,19 @@ test is marked ``framework`` (those need FLBED_FS_SOURCE, a FederatedScope check
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-import yaml
 
-from tests.conftest import REPO, STANDIN, flbed
+from tests.conftest import REPO, STANDIN, docker_ready, flbed, labelled, write_testbed
 
 pytestmark = pytest.mark.integration
 
 
-def docker_ready():
-    return shutil.which("docker") and subprocess.run(
-        ["docker", "info"], capture_output=True, check=False).returncode == 0
-
-
 if not docker_ready():
     pytest.skip("needs a running Docker engine (make test starts one)", allow_module_level=True)
-
-
-def write_testbed(tmp_path, name, rounds=3, client_env=None, clients=2, timeout="5m",
-                  step_s=0.2):
-    testbed = {
-        "name": name,
-        "timeout": timeout,
-        "federatedscope": {"config": {"data": {"type": "toy"}, "model": {"type": "lr"},
-                                      "federate": {"total_round_num": rounds}}},
-        "profiles": {"small_device": {"extends": "raspberry_pi", "memory": "512m",
-                                      "cpus": 0.5}},
-        "server": {"profile": "small_device"},
-        "clients": [{"profile": "small_device", "count": clients,
-                     "env": {"FLBED_STANDIN_ROUND_S": str(step_s)}}],
-        "shaping": {"allow_missing": ["delay", "jitter", "loss"]},
-    }
-    if client_env:
-        testbed["clients"].append({"profile": "small_device", "env": client_env})
-    path = tmp_path / f"{name}.yml"
-    path.write_text(yaml.safe_dump(testbed))
-    return str(path)
-
-
-def labelled(kind, name):
-    listing = subprocess.run(
-        ["docker", kind, "ls", "-q", "--filter", f"label=flbed.testbed={name}"]
-        + (["-a"] if kind == "container" else []),
-        capture_output=True, text=True, check=True)
-    return listing.stdout.split()
-
-
-@pytest.fixture
-def teardown_after():
-    names = []
-    yield names.append
-    for name in names:
-        flbed("teardown", name, "-q")
 
 
 def test_provision_status_and_teardown(tmp_path, teardown_after):
