@@ -130,7 +130,7 @@ def build_summary(plan, outcomes, host_failures=(), shaping=()):
     failures = [dict(f, kind="participant") for o in outcomes
                 for f in o.get("failed_participants", [])]
     failures += [dict(f, kind="host") for f in host_failures]
-    timed_out = any(o.get("timed_out") for o in outcomes)
+    timed_out = any(_true(o.get("timed_out")) for o in outcomes)
     finished = any(o.get("finished") for o in outcomes
                    if any(p["role"] == "server" and p["host"] == o.get("host")
                           for p in plan["participants"]))
@@ -145,6 +145,10 @@ def build_summary(plan, outcomes, host_failures=(), shaping=()):
         "testbed": plan["testbed"], "run_id": plan["run_id"],
         "status": SUCCEEDED if ok else FAILED,
         "reasons": reasons,
+        "timed_out": timed_out,
+        "stalled": any(_true(o.get("stalled")) for o in outcomes),
+        "timeout_s": plan["timeout_s"],
+        "fault_timeout_s": plan.get("fault_timeout_s"),
         "wall_time_s": round(max(ended) - min(started), 3) if started and ended else None,
         "rounds_completed": rounds_completed(records),
         "total_rounds": plan["total_rounds"],
@@ -156,6 +160,11 @@ def build_summary(plan, outcomes, host_failures=(), shaping=()):
                               for entry in shaping if entry.get("not_applied")},
         "emulation": _emulation(plan, outcomes),
     }
+
+
+def _true(value):
+    """A flag from a launch outcome; Ansible may hand a templated boolean over as text."""
+    return value is True or str(value).lower() == "true"
 
 
 def write_summary(run_dir, summary):

@@ -21,13 +21,16 @@ HOST_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}")
 MAX_CLIENTS = 500
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 10, 7 * 86400
 DEFAULT_TIMEOUT = "30m"
+# How long a launched testbed may show no sign of progress before the run is failed.
+MIN_FAULT_TIMEOUT_S, MAX_FAULT_TIMEOUT_S = 5, 7 * 86400
+DEFAULT_FAULT_TIMEOUT = "60s"
 # The pinned upstream FederatedScope used when neither the file nor FLBED_FS_SOURCE names one.
 DEFAULT_FS_SOURCE = ("git+https://github.com/alibaba/FederatedScope.git"
                      "@480b67de851df2fa02b7cc2189f1803d947998d7")
 FS_SOURCE_ENV = "FLBED_FS_SOURCE"
 
-TOP_KEYS = ("name", "description", "timeout", "image", "federatedscope", "server", "clients",
-            "profiles", "shaping")
+TOP_KEYS = ("name", "description", "timeout", "fault_timeout", "image", "federatedscope",
+            "server", "clients", "profiles", "shaping")
 IMAGE_KEYS = ("base", "torch", "packages", "wheelhouse", "ca_bundle", "pip_extra_index_url")
 FS_KEYS = ("source", "config", "wait", "throttle_from_start")
 # How a waiting participant waits for a message: "blocking" replaces FederatedScope's busy
@@ -66,6 +69,8 @@ class Testbed:
     # False: a participant starts at the host's speed and gets its quota once it listens.
     throttle_from_start: bool = False
     verify_links: bool = False  # measure every link after shaping, before training
+    # Seconds the launched testbed may go without any sign of progress before the run fails.
+    fault_timeout_s: float = 60.0
     raw: dict = field(default_factory=dict)
     path: str = None
 
@@ -157,6 +162,8 @@ def parse_testbed(data, environ=None, base_dir="."):
     name = check.string(data.get("name"), "name", NAME_PATTERN, NAME_RULE, required=True)
     description = check.string(data.get("description"), "description") or ""
     timeout_s = check.convert(data.get("timeout", DEFAULT_TIMEOUT), "timeout", _timeout)
+    fault_timeout_s = check.convert(data.get("fault_timeout", DEFAULT_FAULT_TIMEOUT),
+                                    "fault_timeout", _fault_timeout)
     image = _image(check, data.get("image"))
     fs_source, fs_config = _federatedscope(check, data.get("federatedscope"), environ, base_dir)
     fs_wait, throttle_from_start = _fs_emulation(check, data.get("federatedscope"))
@@ -169,13 +176,20 @@ def parse_testbed(data, environ=None, base_dir="."):
         raise InputError(check.problems)
     return Testbed(name, description, timeout_s, image, fs_source, fs_config, server, clients,
                    profiles, allow_missing, fs_wait, throttle_from_start,
-                   verify_links=verify_links, raw=data)
+                   verify_links=verify_links, fault_timeout_s=fault_timeout_s, raw=data)
 
 
 def _timeout(value):
     seconds = units.parse_duration_s(value)
     if not MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:
         raise ValueError(f"{value!r} is outside the allowed range 10s to 7d")
+    return seconds
+
+
+def _fault_timeout(value):
+    seconds = units.parse_duration_s(value)
+    if not MIN_FAULT_TIMEOUT_S <= seconds <= MAX_FAULT_TIMEOUT_S:
+        raise ValueError(f"{value!r} is outside the allowed range 5s to 7d")
     return seconds
 
 

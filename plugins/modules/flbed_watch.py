@@ -55,6 +55,24 @@ options:
         the highest use seen in C(<workdir>/<name>/memory.json), since a container's cgroup
         vanishes when it stops, and a failure report needs the peak.
     type: path
+  fault_timeout_s:
+    description:
+      - Fail the participants that hold the run up once no participant on this host has shown
+        a sign of progress for this many seconds (see the notes). Needs O(workdir),
+        O(launched_at) and participants with their C(role). Unset, only exits are failures.
+    type: float
+  launched_at:
+    description:
+      - Unix time at which this run's training was launched. Progress records of an earlier
+        run under the same O(workdir) are ignored.
+    type: float
+  active_cpu_pct:
+    description:
+      - CPU use, in percent of one host core over a few seconds, above which a participant
+        counts as computing, hence making progress. 0 leaves CPU use out, as it must be when
+        waiting participants spin.
+    type: float
+    default: 2.0
   wait_for_file:
     description:
       - Wait, up to O(poll_s), until every participant has written this control file
@@ -76,6 +94,16 @@ notes:
     use at its limit.
   - The run has finished when the server's container exited with status 0; on a host without
     the server, when every participant there exited with status 0.
+  - With O(fault_timeout_s), a participant shows progress when its output under
+    C(<workdir>/<name>/out) grows, when its CPU use is above O(active_cpu_pct), or when its
+    link carries more than a trickle. When none on this host has, for O(fault_timeout_s),
+    the host is stalled. The participants named for it are the clients whose log has no
+    client id (they never joined), else the clients whose last round is behind, else the
+    clients whose log grew after the last message they sent, else the server. What is kept between two calls is in
+    C(<workdir>/<name>/progress.json).
+  - Each host judges from its own participants. On a testbed spread over hosts, a host
+    whose participants all wait for another host's looks stalled after O(fault_timeout_s),
+    so the timeout must be longer than such a wait (about one round).
 """
 
 EXAMPLES = r"""
@@ -121,6 +149,14 @@ timed_out:
   description: The deadline has passed without the run finishing.
   returned: always
   type: bool
+stalled:
+  description: No participant on this host showed progress for O(fault_timeout_s).
+  returned: when O(fault_timeout_s) is set
+  type: bool
+quiet_s:
+  description: Seconds since the last sign of progress of a participant on this host.
+  returned: when O(fault_timeout_s) is set
+  type: float
 """
 
 import glob
@@ -132,6 +168,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.flbed_cgroup import ContainerCgroups
 from ansible.module_utils.flbed_docker import DockerAPI, DockerError
+from ansible.module_utils import flbed_netstats, flbed_progress
 
 ROUND_PATTERN = re.compile(r"Round #?(\d+)")
 LABEL = "flbed.testbed"
@@ -243,12 +280,51 @@ class Watcher:
         entry["oom_kills"] = kept.get("oom_kills")
         entry["oom_killed"] = ran_out_of_memory(entry)
 
+    def track_progress(self, entry, info):
+        """Fold the participant's signs of progress into its record under the workdir."""
+        folder = os.path.join(self.params["workdir"], entry["name"])
+        path = os.path.join(folder, flbed_progress.PROGRESS_FILE)
+        launched_at = self.params["launched_at"]
+        record = flbed_progress.load(path) or {}
+        if record.get("launched_at") != launched_at:
+            record = flbed_progress.fresh_record(launched_at, time.time())
+        pid = (info or {}).get("State", {}).get("Pid") or 0
+        running = entry["state"] == "running" and pid > 0
+        link, sent = flbed_progress.link_bytes(
+            flbed_netstats.read_net_dev(pid) if running else None)
+        sample = {"running": running, "link_bytes": link, "tx_bytes": sent,
+                  "out_bytes": flbed_progress.read_outputs(os.path.join(folder, "out"), record),
+                  "cpu_ns": ContainerCgroups(pid).cpu_usage_ns() if running else None}
+        record = flbed_progress.update(record, sample, time.time(), launched_at,
+                                       self.params["active_cpu_pct"])
+        if os.path.isdir(folder) and not self.module.check_mode:
+            flbed_progress.save(path, record)
+        return record
+
+    def stall(self, entries, records, server_round):
+        """(quiet seconds, failures) of a host whose participants all stopped progressing."""
+        now = time.time()
+        quiet_s = flbed_progress.quiet_s(list(records.values()), now)
+        if quiet_s is None or quiet_s < self.params["fault_timeout_s"]:
+            return quiet_s, []
+        roles = {p["name"]: p.get("role") for p in self.params["participants"] or []}
+        running = [dict(e, role=roles.get(e["name"]), progress=records[e["name"]])
+                   for e in entries if e["state"] == "running"]
+        found = flbed_progress.culprits(running, server_round, quiet_s)
+        return quiet_s, [dict({k: v for k, v in e.items() if k not in ("progress", "role")},
+                              reason=reason, stalled=True, quiet_s=round(quiet_s, 1))
+                         for e, reason in found]
+
     def look(self):
-        entries = []
+        entries, records = [], {}
+        tracking = self.params["fault_timeout_s"] is not None
+        server_round = read_round(self.params["server_output_dir"])
         for name, container in self.expected():
             info = self.api.inspect_container(container)
             entry = describe(name, container, info)
             self.sample_memory(entry, info)
+            if tracking:
+                records[name] = self.track_progress(entry, info)
             entries.append(entry)
         failed = []
         for entry in entries:
@@ -263,7 +339,11 @@ class Watcher:
             finished = bool(entries) and all(
                 e["state"] == "exited" and e["exit_code"] == 0 for e in entries)
         state = {"participants": entries, "failed_participants": failed,
-                 "finished": finished, "round": read_round(self.params["server_output_dir"])}
+                 "finished": finished, "round": server_round}
+        if tracking:
+            quiet_s, stuck = (None, []) if failed or finished else self.stall(
+                entries, records, state["round"])
+            state.update(stalled=bool(stuck), quiet_s=quiet_s, failed_participants=failed + stuck)
         if self.params["wait_for_file"]:
             state["not_yet"] = [name for name, _ in self.expected() if not os.path.exists(
                 os.path.join(self.params["workdir"], name, "control",
@@ -328,8 +408,12 @@ def main():
             log_tail_lines=dict(type="int", default=30),
             workdir=dict(type="path"),
             wait_for_file=dict(type="str", choices=["waiting", "ready"]),
+            fault_timeout_s=dict(type="float"),
+            launched_at=dict(type="float"),
+            active_cpu_pct=dict(type="float", default=2.0),
         ),
-        required_by={"wait_for_file": "workdir"},
+        required_by={"wait_for_file": "workdir",
+                     "fault_timeout_s": ("workdir", "launched_at", "participants")},
         supports_check_mode=True,
     )
     watcher = Watcher(module, DockerAPI())

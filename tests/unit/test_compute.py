@@ -181,7 +181,9 @@ def test_v1_memory_is_read_from_the_container_cgroup(tmp_path, monkeypatch):
 
 @pytest.fixture
 def watch():
-    stubs = {"ansible": {}, "ansible.module_utils": {},
+    helpers = {name: importlib.import_module(name)  # plain helpers: the real ones
+               for name in ("flbed_netstats", "flbed_progress")}
+    stubs = {"ansible": {}, "ansible.module_utils": helpers,
              "ansible.module_utils.basic": {"AnsibleModule": object},
              "ansible.module_utils.flbed_cgroup": {"ContainerCgroups": object},
              "ansible.module_utils.flbed_docker": {"DockerAPI": object,

@@ -15,6 +15,8 @@ config (the same config must also work with the real framework):
 - ``FLBED_STANDIN_ROUND_S=S``: seconds per local training step (default 0.2).
 - ``FLBED_STANDIN_MODEL_BYTES=B``: padding added to every model message (default 0), so that a
   shaped link shows in the round times.
+- ``FLBED_STANDIN_TRAIN_BUSY=1``: a client computes through its training steps instead of
+  sleeping, as real training does, so that its CPU use shows.
 - ``FLBED_STANDIN_ALLOCATE_MB=M``: a client takes M MiB more memory when its first round
   starts (default 0), so that a memory limit can be seen to kill it.
 

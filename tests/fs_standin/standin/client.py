@@ -28,6 +28,7 @@ class Client:
         self.steps = int(cfg["train"]["local_update_steps"])
         self.train_total = int(cfg["data"]["batch_size"]) * self.steps
         self.step_s = toy.env_float("FLBED_STANDIN_ROUND_S", 0.2)
+        self.busy = toy.env_int("FLBED_STANDIN_TRAIN_BUSY", 0) == 1
         self.client_id = -1
         self.started_s = time.monotonic()
         self.trained_samples = 0
@@ -72,7 +73,7 @@ class Client:
         self.ballast.extend(toy.allocate_mb(toy.env_int("FLBED_STANDIN_ALLOCATE_MB", 0)
                                             if not self.ballast else 0))
         weights, avg_loss = toy.local_train(message["weights"], self.target,
-                                            self.steps, self.step_s)
+                                            self.steps, self.step_s, self.busy)
         self.trained_samples += self.train_total
         self.results.raw(self.role, round_id, {
             "train_loss": avg_loss * self.train_total, "train_total": self.train_total,

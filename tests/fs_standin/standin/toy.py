@@ -38,14 +38,29 @@ def mean_sq_error(weights, target):
     return LOSS_SCALE * sum((w - t) ** 2 for w, t in zip(weights, target)) / DIMS
 
 
-def local_train(weights, target, steps, step_s):
-    """Local update steps, each taking step_s seconds; returns (new weights, avg loss)."""
+def local_train(weights, target, steps, step_s, busy=False):
+    """Local update steps, each taking step_s seconds; returns (new weights, avg loss).
+
+    busy: each step computes for its time instead of sleeping, as real training does.
+    """
     losses = []
     for _ in range(steps):
-        time.sleep(step_s)
+        if busy:
+            spin(step_s)
+        else:
+            time.sleep(step_s)
         losses.append(mean_sq_error(weights, target))
         weights = [w + STEP_RATE * (t - w) for w, t in zip(weights, target)]
     return weights, sum(losses) / len(losses)
+
+
+def spin(duration_s):
+    """Use the CPU for duration_s seconds of wall time."""
+    end = time.monotonic() + duration_s
+    total = 0
+    while time.monotonic() < end:
+        total += sum(i * i for i in range(1000))
+    return total
 
 
 def evaluate(weights, seed):
