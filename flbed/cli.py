@@ -206,6 +206,7 @@ def cmd_provision(args):
                       check=args.check)
     report = {"testbed": plan["testbed"], "status": "ok" if result.ok else "failed",
               "check": args.check, "hosts": result.counts(),
+              "changed_tasks": result.changed_tasks,
               "failures": [vars(f) for f in result.failures],
               "elapsed_s": round(result.elapsed_s, 3)}
     if args.json:

@@ -63,6 +63,7 @@ class PlaybookResult:
     warnings: list = field(default_factory=list)
     elapsed_s: float = 0.0
     phases_s: dict = field(default_factory=dict)   # phase -> seconds, see PHASES
+    changed_tasks: dict = field(default_factory=dict)  # host -> names of tasks that changed
 
     @property
     def ok(self):
@@ -90,6 +91,7 @@ class _Events:
         self.results = {}
         self.warnings = []
         self.phases_s = {}
+        self.changed_tasks = {}
         self._phase, self._phase_started = None, None
 
     def _enter_phase(self, phase):
@@ -129,11 +131,16 @@ class _Events:
 
     def _ok(self, task, data):
         res = data.get("res", {})
+        if res.get("changed"):
+            self.changed_tasks.setdefault(data.get("host"), []).append(task)
         if task in self.keep_results:
             self.results.setdefault(task, {})[data.get("host")] = res
         if data.get("task_action") in ("ansible.builtin.debug", "debug") and \
                 task.startswith("Warn"):
-            for item in res.get("results") or [res]:
+            # An empty loop reports ok with no message: nothing to warn about.
+            for item in res.get("results", [res]):
+                if item.get("msg") is None:
+                    continue
                 self.warnings.append(item.get("msg"))
                 self.progress("warning", item.get("msg"))
 
@@ -188,6 +195,7 @@ def run_playbook(name, inventory, extravars, *, progress=None, check=False,
             events.failures.append(Failure("controller", "ansible-playbook " + name,
                                            " ".join(tail) or f"exited with {runner.rc}"))
         return PlaybookResult(runner.rc, runner.status, stats, events.failures, events.results,
-                              events.warnings, time.monotonic() - started, events.close())
+                              events.warnings, time.monotonic() - started, events.close(),
+                              events.changed_tasks)
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)

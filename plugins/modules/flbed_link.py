@@ -193,7 +193,9 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Reads the current state and reports the commands that would run.
+    details: Reads the current state and reports the commands that would run. A container
+      that does not exist or run yet (one that the same check run would create) is planned
+      as a fresh one, its namespace written C(<pid of NAME>) in the commands.
   diff_mode:
     support: full
     details: The diff shows both directions before and after, as rate and netem numbers;
@@ -360,6 +362,7 @@ class Target:
         self.dev = spec["interface"]
         self.ifb = flbed_tc.ifb_name(self.dev)
         self.prefix = None          # nsenter argv; stays None when the target does not exist
+        self.pending = False        # check mode: not there yet, planned as a fresh container
         self.ifb_missing = None     # why the kernel cannot make an ifb device, if it cannot
         self.not_applied = []
         self.wanted = None          # None for state=absent
@@ -520,14 +523,19 @@ class LinkManager:
             self.docker = DockerAPI(socket_path=self.params["docker_socket"])
         try:
             info = self.docker.inspect_container(name)
-            if info is None and self.params["state"] == "present":
-                raise TargetError(self.missing_container_message(name))
         except DockerError as exc:
             raise TargetError("cannot inspect container %r: %s" % (name, exc))
+        state = (info or {}).get("State") or {}
+        running = bool(state.get("Running") and state.get("Pid"))
+        if not running and self.params["state"] == "present" and self.module.check_mode:
+            # In a check run the container is still to be created or started.
+            target.prefix, target.pending = ["nsenter", "-t", "<pid of %s>" % name, "-n"], True
+            return
+        if info is None and self.params["state"] == "present":
+            raise TargetError(self.missing_container_message(name))
         if info is None:
             return
-        state = info.get("State") or {}
-        if state.get("Running") and state.get("Pid"):
+        if running:
             target.prefix = ["nsenter", "-t", str(state["Pid"]), "-n"]
         elif self.params["state"] == "present":
             raise TargetError("container %r is not running (status %r); its network "
@@ -611,7 +619,9 @@ class LinkManager:
     # -------------------------------------------------------------- steps
 
     def read_before(self, target):
-        if target.prefix is not None:
+        if target.pending:
+            target.before = flbed_tc.read_state([], [], [], [], target.ifb)
+        elif target.prefix is not None:
             target.before = target.read_state()
 
     def plan(self, target):
