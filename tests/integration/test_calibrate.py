@@ -1,0 +1,115 @@
+"""`flbed calibrate` on the local Docker host, and a run whose clients state a throughput.
+
+The reference workload is one training step of the testbed's model, built by the framework's
+own builders; with the stand-in that is a small torch model, so the measured speeds are real
+CPU work under real quotas. The strongest check is the round trip: the quota flbed derives
+for a throughput, measured again, gives that throughput back.
+"""
+
+import json
+import os
+
+import pytest
+import yaml
+
+from flbed import calibration
+from tests.conftest import flbed
+
+pytestmark = pytest.mark.integration
+
+NAME = "it-calibrate"
+QUOTAS = "0.1,0.25,0.5"
+MEASURE_S = "2"
+# A quota set through the CFS scheduler delivers its share only on average; at these quotas
+# a few seconds of measuring land within this fraction of the rate asked for.
+ROUND_TRIP_TOLERANCE = 0.3
+
+
+def testbed(throughput="300 steps/s", rounds=2):
+    return {
+        "name": NAME,
+        "timeout": "5m",
+        "federatedscope": {"config": {"data": {"type": "toy"}, "model": {"type": "lr"},
+                                      "federate": {"total_round_num": rounds}}},
+        "profiles": {"slow_phone": {"extends": "phone", "memory": "512m",
+                                    "throughput": throughput}},
+        "server": {"profile": "raspberry_pi"},
+        "clients": [{"profile": "slow_phone", "count": 2}],
+        "shaping": {"allow_missing": ["delay", "jitter", "loss"]},
+    }
+
+
+def docker_objects():
+    listing = os.popen(f"docker ps -aq --filter label=flbed.testbed={NAME}").read()
+    return listing.split()
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """The local host calibrated once for the module: (testbed file, runs root, record)."""
+    folder = tmp_path_factory.mktemp("calibrate")
+    path = folder / f"{NAME}.yml"
+    path.write_text(yaml.safe_dump(testbed()))
+    runs_root = folder / "runs"
+    done = flbed("calibrate", str(path), "--quotas", QUOTAS, "--measure-s", MEASURE_S,
+                 "--json", "--runs-root", str(runs_root))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    (record,) = report["hosts"]
+    return path, runs_root, record
+
+
+def test_calibration_measures_more_steps_at_a_higher_quota(calibrated):
+    path, runs_root, record = calibrated
+
+    speeds = {point["cpus"]: point["steps_per_s"] for point in record["points"]}
+    assert sorted(speeds) == [0.0, 0.1, 0.25, 0.5]  # 0: the host's full speed
+    assert 0 < speeds[0.1] < speeds[0.25] < speeds[0.5]
+    assert speeds[0.0] > speeds[0.25]
+    assert record["host"] == "localhost" and record["host_cpus"] == os.cpu_count()
+    on_disk = calibration.load_record(str(runs_root), "localhost", record["workload_key"])
+    assert on_disk == record
+    assert docker_objects() == []  # the calibration container is gone
+
+
+def test_the_derived_quota_gives_the_throughput_back(calibrated, tmp_path):
+    path, _, record = calibrated
+    wanted = 0.5 * next(p["steps_per_s"] for p in record["points"] if p["cpus"] == 0.25)
+    quota = calibration.quota_for(wanted, record)
+    assert 0.1 <= quota <= 0.25
+
+    done = flbed("calibrate", str(path), "--quotas", f"{quota:g}", "--measure-s", "3",
+                 "--json", "--runs-root", str(tmp_path / "again"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (again,) = json.loads(done.stdout)["hosts"]
+    measured = next(p["steps_per_s"] for p in again["points"] if p["cpus"] == quota)
+    assert abs(measured - wanted) <= ROUND_TRIP_TOLERANCE * wanted, (quota, wanted, measured)
+
+
+def test_a_run_gives_throughput_clients_the_calibrated_quota(calibrated, tmp_path):
+    path, runs_root, record = calibrated
+    wanted = float(testbed()["profiles"]["slow_phone"]["throughput"].split()[0])
+
+    done = flbed("run", str(path), "--json", "--runs-root", str(runs_root))
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "succeeded"
+    quotas = summary["emulation"]["cpu_quotas"]
+    for client in ("client-1", "client-2"):
+        assert quotas[client]["from"] == "calibration"
+        assert quotas[client]["throughput_steps_per_s"] == wanted
+        assert quotas[client]["cpus"] == calibration.quota_for(wanted, record)
+    assert quotas["server"]["from"] == "profile"
+    assert list(summary["emulation"]["calibrations"]) == ["localhost"]
+    assert docker_objects() == []
+
+
+def test_a_throughput_without_calibration_is_refused_before_anything_starts(tmp_path):
+    path = tmp_path / f"{NAME}.yml"
+    path.write_text(yaml.safe_dump(testbed()))
+
+    done = flbed("run", str(path), "--runs-root", str(tmp_path / "empty"))
+
+    assert done.returncode == 2
+    assert "flbed calibrate" in done.stderr and "Traceback" not in done.stderr
+    assert docker_objects() == []
