@@ -410,6 +410,9 @@ def build_manifest(run_dir, phases_s=None):
         "flbed_version": __version__,
         "federatedscope": {"source": source, "commit": commit, "identities": identities,
                            "experiment": fsconfig.EXPERIMENT_NAME},
+        # How compute was emulated: FederatedScope's wait untouched ("spinning") or replaced
+        # by flbed's blocking one, and whether quotas bound from start-up or once listening.
+        "emulation": {"fs_wait": plan.get("fs_wait"), "cpu_policy": plan.get("cpu_policy")},
         "hosts": hosts,
         "phases_s": phases_s or {},
     }

@@ -28,7 +28,9 @@ def make_run(root, fixture, names, status="succeeded", run_id="r1"):
                              "host": "localhost", "profile": "raspberry_pi",
                              "container": f"flbed-t-{name}"})
     (run_dir / "plan.json").write_text(json.dumps({"participants": participants,
-                                                   "fs_source": "/nowhere/fs"}))
+                                                   "fs_source": "/nowhere/fs",
+                                                   "fs_wait": "blocking",
+                                                   "cpu_policy": "after_ready"}))
     (run_dir / "summary.json").write_text(json.dumps({
         "testbed": "t", "run_id": run_id, "status": status, "wall_time_s": 9.0,
         "participants": participants, "final_metrics": {}}))
@@ -206,6 +208,7 @@ def test_manifest_gathers_versions_of_every_host(ok_run):
     assert manifest["hosts"]["labpi"]["images"][0]["id"] == "sha256:abc"
     assert manifest["federatedscope"]["commit"] == "480b67de"
     assert manifest["phases_s"] == {"training": 12.5}
+    assert manifest["emulation"] == {"fs_wait": "blocking", "cpu_policy": "after_ready"}
     assert json.loads((ok_run / "manifest.json").read_text())["flbed_version"]
 
 
