@@ -243,8 +243,13 @@ def _fs_emulation(check, raw):
 
 
 def _local_or_requirement(source, base_dir):
-    """A local directory becomes absolute; anything else is a pip requirement, kept as is."""
-    if source.startswith(("/", "./", "../", "~")):
+    """A local directory becomes absolute; anything else is a pip requirement, kept as is.
+
+    A relative path counts as local when it starts like one or names a directory that
+    exists, so that `FLBED_FS_SOURCE=checkouts/fs` works from where the user stands.
+    """
+    if source.startswith(("/", "./", "../", "~")) or os.path.isdir(
+            os.path.join(base_dir, source)):
         return os.path.abspath(os.path.join(base_dir, os.path.expanduser(source)))
     return source
 

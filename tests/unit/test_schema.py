@@ -102,6 +102,15 @@ def test_fs_source_comes_from_environment_first(tmp_path):
     assert schema.parse_testbed(pinned, environ={}).fs_source == "federatedscope==0.3.0"
 
 
+def test_a_relative_fs_source_that_exists_is_a_local_directory(tmp_path, monkeypatch):
+    (tmp_path / "checkouts" / "fs").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    env = {schema.FS_SOURCE_ENV: "checkouts/fs"}
+    assert schema.parse_testbed(GOOD, environ=env).fs_source == str(tmp_path / "checkouts/fs")
+    absent = {schema.FS_SOURCE_ENV: "checkouts/none"}  # not a directory: a pip requirement
+    assert schema.parse_testbed(GOOD, environ=absent).fs_source == "checkouts/none"
+
+
 def test_shaping_may_only_skip_known_settings():
     found = problems_of(with_(shaping={"allow_missing": ["rate"]}))
     assert any(p.startswith("shaping.allow_missing: ['rate'] is not allowed") for p in found)
