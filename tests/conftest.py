@@ -119,6 +119,12 @@ def frozen_standin():
     """The stand-in, copied once per content to .cache/standin/<digest>: a test session
     builds its participant image once, however the working tree changes meanwhile, and the
     image is reused while the stand-in stays the same."""
+    return freeze_standin()
+
+
+def freeze_standin():
+    """The frozen stand-in's directory (see the fixture frozen_standin); benchmarks use it
+    too, so that they reuse the tests' participant image."""
     target = REPO / ".cache" / "standin" / _tree_digest(STANDIN)
     if not target.exists():
         scratch = target.with_name(f"{target.name}.{os.getpid()}.part")
