@@ -198,17 +198,23 @@ def check_fs_source(plan):
         raise RunError(answer["error"])
 
 
+def host_report(testbed, result):
+    """What provision and teardown print with --json: per-host counts, failures, and where
+    the time went (phases, and each task with its seconds and module calls)."""
+    return {"testbed": testbed, "status": "ok" if result.ok else "failed",
+            "hosts": result.counts(), "failures": [vars(f) for f in result.failures],
+            "elapsed_s": round(result.elapsed_s, 3), "phases_s": result.phases_s,
+            "tasks": result.tasks}
+
+
 def cmd_provision(args):
     _, plan = load_plan(args)
     args.testbed_name = plan["testbed"]
     check_fs_source(plan)
     result = playbook(args, "provision.yml", {"testbed": plan["testbed_file"]},
                       check=args.check)
-    report = {"testbed": plan["testbed"], "status": "ok" if result.ok else "failed",
-              "check": args.check, "hosts": result.counts(),
-              "changed_tasks": result.changed_tasks,
-              "failures": [vars(f) for f in result.failures],
-              "elapsed_s": round(result.elapsed_s, 3)}
+    report = dict(host_report(plan["testbed"], result), check=args.check,
+                  changed_tasks=result.changed_tasks)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -352,6 +358,8 @@ def cmd_teardown(args):
     removed = sum(c.get("changed", 0) for c in result.counts().values())
     say(f"testbed {args.name!r} torn down ({removed} changes)" if result.ok
         else f"teardown of {args.name!r} failed")
+    if args.json:
+        print(json.dumps(host_report(args.name, result), indent=2))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -432,7 +440,7 @@ def build_parser():
     add("status", cmd_status, "show a testbed's containers on every host",
         name_arg=True, json_flag=True)
     add("teardown", cmd_teardown, "remove everything a testbed made, on every host",
-        name_arg=True)
+        name_arg=True, json_flag=True)
     verify = add("verify", cmd_verify, "measure each client's link to the server and judge it "
                  "against its shaping", name_arg=True, json_flag=True)
     verify.add_argument("--tolerance", type=float, metavar="PCT",

@@ -64,6 +64,7 @@ class PlaybookResult:
     elapsed_s: float = 0.0
     phases_s: dict = field(default_factory=dict)   # phase -> seconds, see PHASES
     changed_tasks: dict = field(default_factory=dict)  # host -> names of tasks that changed
+    tasks: list = field(default_factory=list)      # per task run: see _Events.task_times
 
     @property
     def ok(self):
@@ -92,29 +93,56 @@ class _Events:
         self.warnings = []
         self.phases_s = {}
         self.changed_tasks = {}
+        self.task_times = []   # {task, role, action, seconds, calls}, in the order they ran
         self._phase, self._phase_started = None, None
+        self._task, self._task_started = None, None
 
-    def _enter_phase(self, phase):
-        now = time.monotonic()
+    def _enter_phase(self, phase, now):
         if self._phase:
             self.phases_s[self._phase] = self.phases_s.get(self._phase, 0.0) + (
                 now - self._phase_started)
         self._phase, self._phase_started = phase, now
 
+    def _enter_task(self, data, now):
+        """Close the running task's record; a task lasts until the next one (or play) starts,
+        on every host at once, and its calls count module runs (one per host and loop item)."""
+        if self._task:
+            self._task["seconds"] = round(now - self._task_started, 3)
+            self.task_times.append(self._task)
+        self._task, self._task_started = None, now
+        if data is not None:
+            self._task = {"task": data.get("task", ""), "role": data.get("role") or "",
+                          "action": data.get("task_action", ""), "seconds": 0.0, "calls": 0}
+
+    def _count_call(self, kind, data):
+        if self._task is None or kind.startswith("runner_item_on_skipped"):
+            return
+        if kind.startswith("runner_item_on_") or not data.get("res", {}).get("results"):
+            self._task["calls"] += 1
+
     def close(self):
-        self._enter_phase(None)
+        now = time.monotonic()
+        self._enter_phase(None, now)
+        self._enter_task(None, now)
         return {phase: round(seconds, 3) for phase, seconds in self.phases_s.items()}
 
     def __call__(self, event):
         kind = event.get("event")
         data = event.get("event_data", {})
         task = data.get("task", "")
+        if kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable") or \
+                kind.startswith("runner_item_on_"):
+            self._count_call(kind, data)
         if kind == "playbook_on_play_start":
-            self._enter_phase(PLAY_PHASES.get(data.get("play"), "other"))
+            now = time.monotonic()
+            self._enter_phase(PLAY_PHASES.get(data.get("play"), "other"), now)
+            self._enter_task(None, now)
             self.progress("play", data.get("play", ""))
         elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
+            now = time.monotonic()
             if data.get("role") in PHASES:
-                self._enter_phase(PHASES[data["role"]])
+                self._enter_phase(PHASES[data["role"]], now)
+            self._enter_task(data, now)
             self.progress("task", task)
         elif kind == "runner_retry":
             self._retry(data.get("res", {}))
@@ -196,6 +224,6 @@ def run_playbook(name, inventory, extravars, *, progress=None, check=False,
                                            " ".join(tail) or f"exited with {runner.rc}"))
         return PlaybookResult(runner.rc, runner.status, stats, events.failures, events.results,
                               events.warnings, time.monotonic() - started, events.close(),
-                              events.changed_tasks)
+                              events.changed_tasks, events.task_times)
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
