@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 INVENTORY ?= inventories/local
 TESTBED ?= testbeds/default.yml
 # Debian tools the tests use beside the Docker engine: iperf3 measures shaped links,
-# busybox-static makes a tiny container image without a registry.
-TEST_PACKAGES := iperf3 busybox-static
+# busybox-static makes a tiny container image without a registry, mmdebstrap and the SSH
+# client make and reach the emulated lab hosts of the multi-host test.
+TEST_PACKAGES := iperf3 busybox-static mmdebstrap openssh-client
 
 .PHONY: demo test setup host test-tools unit integration clean
 
