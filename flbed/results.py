@@ -120,6 +120,21 @@ def _emulation(plan, outcomes):
             "calibrations": (plan.get("workload") or {}).get("calibrations", {})}
 
 
+LOST_HOST = ("stopped answering during the run (unreachable over SSH); its participants were "
+             "neither collected nor torn down: run `flbed teardown` once it answers again")
+
+
+def lost_hosts(plan, outcomes, host_failures):
+    """Hosts of the testbed that left neither a launch outcome nor a failure of their own.
+
+    Ansible drops a host that stops answering from the rest of the play without running
+    its rescue, so such a host reports nothing; its silence is what names it.
+    """
+    heard = {o.get("host") for o in outcomes} | {f.get("host") for f in host_failures}
+    hosts = plan.get("hosts") or sorted({p["host"] for p in plan["participants"]})
+    return [host for host in hosts if host not in heard]
+
+
 def build_summary(plan, outcomes, host_failures=(), shaping=()):
     """The run's summary.json content from the plan, each host's launch outcome and errors.
 
@@ -130,6 +145,8 @@ def build_summary(plan, outcomes, host_failures=(), shaping=()):
     failures = [dict(f, kind="participant") for o in outcomes
                 for f in o.get("failed_participants", [])]
     failures += [dict(f, kind="host") for f in host_failures]
+    failures += [{"kind": "host", "host": host, "task": None, "msg": LOST_HOST}
+                 for host in lost_hosts(plan, outcomes, host_failures)]
     timed_out = any(_true(o.get("timed_out")) for o in outcomes)
     finished = any(o.get("finished") for o in outcomes
                    if any(p["role"] == "server" and p["host"] == o.get("host")

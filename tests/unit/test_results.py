@@ -103,3 +103,22 @@ def test_a_host_failure_and_a_timeout_fail_the_run(tmp_path):
     assert summary["status"] == "failed"
     assert summary["reasons"] == ["pi1: no space", "the run passed its timeout of 60 s"]
     assert summary["participants"][0]["state"] == "not started"
+
+
+def test_a_host_that_stopped_answering_is_named_as_lost(tmp_path):
+    copy_server_output("failed", tmp_path)
+    server_side = {"host": "lab1", "started_at": 1.0, "ended_at": 9.0, "finished": False,
+                   "timed_out": False, "failed_participants": [], "participants": []}
+    summary = results.build_summary(plan_for(tmp_path, hosts=("lab1", "lab3")), [server_side])
+    assert summary["status"] == "failed"
+    assert [f["host"] for f in summary["failures"]] == ["lab3"]
+    assert summary["reasons"][0].startswith("lab3: stopped answering during the run")
+
+
+def test_a_host_that_failed_on_its_own_is_not_also_called_lost(tmp_path):
+    failure = {"host": "lab3", "task": "Provision this host", "msg": "no space"}
+    server_side = {"host": "lab1", "started_at": 1.0, "ended_at": 9.0, "finished": True,
+                   "timed_out": False, "failed_participants": [], "participants": []}
+    summary = results.build_summary(plan_for(tmp_path, hosts=("lab1", "lab3")), [server_side],
+                                    [failure])
+    assert summary["reasons"] == ["lab3: no space"]
