@@ -356,8 +356,17 @@ def cmd_teardown(args):
     result = playbook(args, "teardown.yml", {"testbed_name": args.name})
     remove_leftover_private_dirs(args.name)
     removed = sum(c.get("changed", 0) for c in result.counts().values())
-    say(f"testbed {args.name!r} torn down ({removed} changes)" if result.ok
-        else f"teardown of {args.name!r} failed")
+    if result.ok:
+        say(f"testbed {args.name!r} torn down ({removed} changes)")
+    else:
+        first = {}
+        for failure in result.failures:
+            first.setdefault(failure.host, failure)
+        clean = sorted(set(result.counts()) - set(first))
+        say(f"teardown of {args.name!r} failed on " + "; ".join(
+            f"{f.host} ({'unreachable' if f.unreachable else 'failed'}: {f.message})"
+            for f in first.values())
+            + (f"; torn down on {', '.join(clean)}" if clean else ""))
     if args.json:
         print(json.dumps(host_report(args.name, result), indent=2))
     return EXIT_OK if result.ok else EXIT_FAILED
