@@ -195,6 +195,15 @@ def remove_leftover_private_dirs(testbed):
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _ansible_env(private_dir):
+    """ansible-playbook's environment; its own temporary files on the controller go inside
+    the private data directory, so that they leave with it, even when a killed run leaves
+    it to teardown."""
+    return {"ANSIBLE_CONFIG": os.path.join(REPO_DIR, "ansible.cfg"),
+            "ANSIBLE_LOCAL_TEMP": os.path.join(private_dir, "tmp"),
+            "ANSIBLE_FORCE_COLOR": "0", "PATH": _search_path()}
+
+
 def run_playbook(name, inventory, extravars, *, progress=None, check=False,
                  keep_results=(), testbed=""):
     """Run ``playbooks/<name>`` against INVENTORY; returns a ``PlaybookResult``."""
@@ -209,8 +218,7 @@ def run_playbook(name, inventory, extravars, *, progress=None, check=False,
             playbook=os.path.join(PLAYBOOK_DIR, name),
             inventory=os.path.abspath(inventory),
             extravars=extravars,
-            envvars={"ANSIBLE_CONFIG": os.path.join(REPO_DIR, "ansible.cfg"),
-                     "ANSIBLE_FORCE_COLOR": "0", "PATH": _search_path()},
+            envvars=_ansible_env(private_dir),
             cmdline="--check --diff" if check else None,
             event_handler=events,
             quiet=True,

@@ -274,13 +274,15 @@ class Sampler:
         target.sample(started, with_qdiscs)
 
     def absent(self):
-        """Ask the running sampler to stop, and wait for its last reading."""
+        """Ask the running sampler to stop, and wait for its last reading; a sampler that
+        has finished already is left as it is (no change)."""
         if not os.path.exists(self._signal("started.json")):
             return {"changed": False, "running": False}
-        if self.module.check_mode:
-            return {"changed": False, "running": True}
         done = self._signal("done.json")
-        if not os.path.exists(done):
+        already_done = os.path.exists(done)
+        if self.module.check_mode:
+            return {"changed": not already_done, "running": True}
+        if not already_done:
             with open(self._signal("stop"), "w", encoding="ascii") as handle:
                 handle.write("stop\n")
         deadline = time.monotonic() + self.params["stop_wait_s"]
@@ -291,7 +293,7 @@ class Sampler:
                              "lack the last samples" % (self.signals, self.params["stop_wait_s"]))
             return {"changed": True, "running": True}
         with open(done, encoding="utf-8") as handle:
-            return dict(json.load(handle), changed=True, running=True)
+            return dict(json.load(handle), changed=not already_done, running=True)
 
 
 def main():
