@@ -25,6 +25,8 @@ DEFAULT_MEASURE_S = 3.0
 # The FederatedScope config sections that decide the work of one training step.
 WORKLOAD_SECTIONS = ("backend", "data", "dataloader", "model", "criterion", "train")
 MIN_QUOTA = 0.01
+# A measurement whose workload got less than this share of its quota ran on a busy host.
+BUSY_SHARE = 0.8
 
 
 def workload(fs_config):
@@ -74,6 +76,14 @@ def make_record(host, key, fs_config, image, measured, measured_at=None):
         "steps_per_s_one_cpu": one_core,
         "steps_per_s_full_speed": by_quota.get(0.0),
     }
+
+
+def starved_points(record, share=BUSY_SHARE):
+    """Measurements at a quota that the workload did not get: other work held the cores,
+    so the speed measured there is the host's load, not its quota's."""
+    return [p for p in record["points"]
+            if p["cpus"] and p.get("cpus_used") is not None
+            and p["cpus_used"] < share * p["cpus"]]
 
 
 def load_record(runs_root, host, key):

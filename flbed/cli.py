@@ -262,16 +262,22 @@ def cmd_calibrate(args):
         raise RunError("calibration failed: " + "; ".join(reasons))
     key = plan["workload"]["key"]
     records = [calibration_lib.load_record(runs_root, host, key) for host in plan["hosts"]]
+    for record in records:
+        for point in calibration_lib.starved_points(record):
+            say(f"warning: {record['host']} was busy while it was calibrated: at "
+                f"{point['cpus']:g} CPUs the workload got {point['cpus_used']:g}, so the speed "
+                "measured there is too low; calibrate again when the host is quiet")
     if args.json:
         print(json.dumps({"workload_key": key, "hosts": records}, indent=2))
         return EXIT_OK
-    rows = [("host", "cpus", "steps/s", "steps/s per cpu")]
+    rows = [("host", "cpus", "cpus used", "steps/s", "steps/s per cpu")]
     for record in records:
         for point in record["points"]:
             cpus = point["cpus"] or record["host_cpus"]
             label = f"{cpus:g}" + (" (all)" if not point["cpus"] else "")
-            rows.append((record["host"], label, f"{point['steps_per_s']:.4g}",
-                         f"{point['steps_per_s'] / cpus:.4g}"))
+            used = point.get("cpus_used")
+            rows.append((record["host"], label, "-" if used is None else f"{used:.3g}",
+                         f"{point['steps_per_s']:.4g}", f"{point['steps_per_s'] / cpus:.4g}"))
     print(table(rows))
     say(f"workload {key} recorded under "
         f"{os.path.join(runs_root, calibration_lib.RECORD_DIR)}")

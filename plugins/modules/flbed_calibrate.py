@@ -65,7 +65,9 @@ warm:
   returned: success
   type: dict
 points:
-  description: One entry per quota, with C(cpus), C(steps), C(seconds) and C(steps_per_s).
+  description: One entry per quota, with C(cpus), C(steps), C(seconds), C(steps_per_s) and
+    C(cpus_used), the cores the container used on average from the request to the result
+    (null when its cgroup could not be read).
   returned: success
   type: list
 """
@@ -75,6 +77,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.flbed_cgroup import ContainerCgroups
 from ansible.module_utils.flbed_docker import DockerAPI, DockerError
 
 NANO_PER_CPU = 10**9
@@ -112,9 +115,16 @@ class Calibration:
         self.module.fail_json(msg=f"{message}; its last log lines: {tail.strip()[-2000:]}",
                               points=self.points)
 
+    def cpu_used_ns(self):
+        """CPU time the calibration container has used so far; None when unreadable."""
+        info = self.api.inspect_container(self.params["container"]) or {}
+        pid = info.get("State", {}).get("Pid")
+        return ContainerCgroups(pid).cpu_usage_ns() if pid else None
+
     def measure(self, index, cpus):
         nano_cpus = int(round(cpus * NANO_PER_CPU))
         self.api.update_container(self.params["container"], {"NanoCpus": nano_cpus})
+        used_before, started = self.cpu_used_ns(), time.monotonic()
         request = self.control(f"measure-{index}")
         with open(request + ".tmp", "w", encoding="utf-8") as handle:
             json.dump({"seconds": self.params["measure_s"]}, handle)
@@ -123,7 +133,11 @@ class Calibration:
         timeout_s = 60 + 30 * self.params["measure_s"]
         label = f"the measurement at {cpus:g} CPUs" if cpus else "the full-speed measurement"
         result = self.wait_for(f"result-{index}.json", timeout_s, label)
-        self.points.append({"cpus": cpus, **result})
+        used_after, elapsed = self.cpu_used_ns(), time.monotonic() - started
+        # What the workload got: below its quota when other work shares the host's cores.
+        cpus_used = None if used_before is None or used_after is None else \
+            round((used_after - used_before) / 1e9 / elapsed, 3)
+        self.points.append({"cpus": cpus, **result, "cpus_used": cpus_used})
 
     def run(self):
         warm = self.wait_for("warm", self.params["warm_timeout_s"], "building the model")

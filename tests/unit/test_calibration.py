@@ -158,3 +158,11 @@ def test_cpus_and_throughput_together_are_refused_but_extends_replaces_one_by_th
     derived = {**TESTBED, "profiles": {"phone": {"extends": "raspberry_pi", "throughput": 5}}}
     phone = schema.parse_testbed(derived, environ={}).profiles["phone"]
     assert phone.cpus is None and phone.throughput_steps_per_s == 5.0
+
+
+def test_a_measurement_that_did_not_get_its_quota_is_flagged_as_busy():
+    record = {"points": [{"cpus": 0.25, "steps_per_s": 50.0, "cpus_used": 0.24},
+                         {"cpus": 1.0, "steps_per_s": 90.0, "cpus_used": 0.45},
+                         {"cpus": 0.5, "steps_per_s": 99.0, "cpus_used": None},
+                         {"cpus": 0.0, "steps_per_s": 210.0, "cpus_used": 1.0}]}
+    assert [p["cpus"] for p in calibration.starved_points(record)] == [1.0]
