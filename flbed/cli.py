@@ -16,7 +16,7 @@ from . import __version__, inventory as inventory_lib, plan as plan_lib, plots, 
 from . import calibration as calibration_lib, verify as verify_lib
 from .errors import FlbedError, InputError, RunError
 from .profiles import BUILTIN_PROFILES
-from .runner import PLAN_TASK, REPO_DIR, remove_leftover_private_dirs, run_playbook
+from .runner import PLAN_TASK, REPO_DIR, run_playbook, stop_leftover_runs
 from .units import format_bytes, format_rate
 
 DEFAULT_INVENTORY = "inventories/local"
@@ -359,8 +359,8 @@ def cmd_status(args):
 
 
 def cmd_teardown(args):
+    stop_leftover_runs(args.name)
     result = playbook(args, "teardown.yml", {"testbed_name": args.name})
-    remove_leftover_private_dirs(args.name)
     removed = sum(c.get("changed", 0) for c in result.counts().values())
     if result.ok:
         say(f"testbed {args.name!r} torn down ({removed} changes)")

@@ -9,6 +9,7 @@ import glob
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -184,15 +185,52 @@ class _Events:
 
 
 def private_dir_prefix(testbed):
-    """Prefix of a run's temporary ansible-runner directory, so teardown can find leftovers
-    of a wrapper that was killed before it could remove its own."""
+    """Prefix of a run's temporary ansible-runner directory; the flbed process's id follows,
+    so teardown can tell the leftovers of a wrapper that was killed from those in use."""
     return f"flbed-ansible-{testbed}-"
 
 
-def remove_leftover_private_dirs(testbed):
-    pattern = os.path.join(tempfile.gettempdir(), private_dir_prefix(testbed) + "*")
-    for path in glob.glob(pattern):
-        shutil.rmtree(path, ignore_errors=True)
+def leftover_private_dirs(testbed):
+    """TESTBED's private data directories whose flbed process is gone."""
+    prefix = os.path.join(tempfile.gettempdir(), private_dir_prefix(testbed))
+    leftovers = []
+    for path in glob.glob(prefix + "*"):
+        owner = path[len(prefix):].split("-")[0]
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            leftovers.append(path)
+    return leftovers
+
+
+def _processes_of(private_dir):
+    """The processes started for PRIVATE_DIR: ansible-playbook, its workers and the modules
+    they run on this machine all inherit an environment that names it. ansible-runner
+    ignores the hang-up of ansible-playbook's terminal, so they outlive a killed flbed and
+    go on acting on the hosts."""
+    needle = private_dir.encode()
+    found = []
+    for environ in glob.glob("/proc/[0-9]*/environ"):
+        pid = int(environ.split("/")[2])
+        try:
+            with open(environ, "rb") as handle:
+                named = needle in handle.read()
+        except OSError:
+            continue
+        if named and pid != os.getpid():
+            found.append(pid)
+    return found
+
+
+def stop_leftover_runs(testbed):
+    """End the processes a killed flbed left acting on TESTBED from this machine, and remove
+    their private data directories: before a teardown, so that none goes on creating what
+    the teardown removes."""
+    for private_dir in leftover_private_dirs(testbed):
+        for pid in _processes_of(private_dir):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(private_dir, ignore_errors=True)
 
 
 def _ansible_env(private_dir):
@@ -208,7 +246,7 @@ def run_playbook(name, inventory, extravars, *, progress=None, check=False,
                  keep_results=(), testbed=""):
     """Run ``playbooks/<name>`` against INVENTORY; returns a ``PlaybookResult``."""
     events = _Events(progress, keep_results)
-    private_dir = tempfile.mkdtemp(prefix=private_dir_prefix(testbed))
+    private_dir = tempfile.mkdtemp(prefix=f"{private_dir_prefix(testbed)}{os.getpid()}-")
     os.chmod(private_dir, 0o700)
     started = time.monotonic()
     try:

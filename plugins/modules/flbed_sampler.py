@@ -273,6 +273,16 @@ class Sampler:
             target.attach(state)
         target.sample(started, with_qdiscs)
 
+    def _alive(self):
+        """Whether the sampler that wrote started.json still runs (a killed one never
+        writes done.json)."""
+        try:
+            with open(self._signal("started.json"), encoding="utf-8") as handle:
+                pid = json.load(handle)["pid"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return os.path.exists("/proc/%d" % pid)
+
     def absent(self):
         """Ask the running sampler to stop, and wait for its last reading; a sampler that
         has finished already is left as it is (no change)."""
@@ -280,6 +290,8 @@ class Sampler:
             return {"changed": False, "running": False}
         done = self._signal("done.json")
         already_done = os.path.exists(done)
+        if not already_done and not self._alive():
+            return {"changed": False, "running": False}
         if self.module.check_mode:
             return {"changed": not already_done, "running": True}
         if not already_done:

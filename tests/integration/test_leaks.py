@@ -69,7 +69,17 @@ class KilledRun:
         self.process.wait(timeout=30)
         self.killed_pids = set(tree)
 
+    def kill_flbed_only(self):
+        """SIGKILL the flbed process alone; returns the processes it had started."""
+        tree = descendants(self.process.pid)
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.killed_pids = set(tree) | {self.process.pid}
+        return tree
+
     def stop(self):
+        for pid in alive(self.killed_pids):
+            _signal(pid, signal.SIGKILL)
         if self.process.poll() is None:
             self.kill_tree()
 
@@ -226,3 +236,19 @@ def test_killed_while_training_leaves_nothing_after_teardown(
 
     run.kill_tree()
     assert_nothing_left(name, run)
+
+
+def test_killing_flbed_alone_leaves_ansible_to_teardown(tmp_path, killed_runs, teardown_after):
+    """ansible-runner starts ansible-playbook on a terminal of its own that ignores the
+    hang-up, so killing flbed alone leaves it acting on the host; teardown must end it
+    before removing anything, or it would go on making what teardown removes."""
+    name = "rel-leak-flbed"
+    teardown_after(name)
+    run = killed_runs(write_testbed(tmp_path, name, rounds=50, step_s=1.0), tmp_path)
+    run.wait_for(lambda: labelled("container", name), 900, "a container of the testbed")
+
+    children = run.kill_flbed_only()
+    time.sleep(2)
+    assert alive(children), "ansible-playbook ended with flbed"
+    assert_nothing_left(name, run)
+
