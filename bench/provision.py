@@ -3,18 +3,19 @@
 how much memory it takes, and how many FederatedScope clients this host carries.
 
 1. Provision and teardown of N shaped participants (a server and N-1 clients; N = 10 and 50)
-   with the real CLI (``flbed provision FILE --json``, ``flbed teardown NAME --json``), and the
-   same work done by a hand-written bash baseline in the same run: ``docker network create``,
-   per participant its directories and config, ``docker run -d`` with the same limits, user,
-   read-only root, dropped capabilities, labels, mounts, command and image, a wait until every
-   participant has loaded the framework (its ``control/waiting`` file, as flbed waits), then
-   per container ``nsenter -t PID -n tc`` with the commands flbed_tc plans (egress TBF, ingress
-   redirect to an ifb, TBF on the ifb); teardown by ``docker rm -f`` per container, ``docker
-   network rm`` and removing the directories (the ifb goes with the container's namespace, as
-   in flbed's teardown). Both sides use the stand-in participant image (tests/fs_standin), made
-   by a warm-up provision of a one-client testbed that is not timed; that warm-up also records
-   the image's idle memory, so no timed run starts flbed's memory probe. The quota is set at
-   creation (``throttle_from_start``) so both sides start containers with ``--cpus``.
+   with the real CLI (``flbed provision FILE --json``, ``flbed teardown NAME --json``), and
+   the same work done by a hand-written bash baseline in the same run: ``docker network
+   create --internal``, per participant its directories and config, ``docker run -d`` with
+   the same limits, user, read-only root, dropped capabilities, labels, mounts, command and
+   image, a wait until every participant has loaded the framework (its ``control/waiting``
+   file, as flbed waits), then per container ``nsenter -t PID -n tc`` with the commands
+   flbed_tc plans (egress TBF, ingress redirect to an ifb, TBF on the ifb); teardown by
+   ``docker rm -f`` per container, ``docker network rm`` and removing the directories (the
+   ifb goes with the container's namespace, as in flbed's teardown). Both sides use the
+   stand-in participant image (tests/fs_standin), made by a warm-up provision of a
+   one-client testbed that is not timed; that warm-up also records the image's idle memory,
+   so no timed run starts flbed's memory probe. The quota is set at creation
+   (``throttle_from_start``) so both sides start containers with ``--cpus``.
 
    Shaping time: flbed's is the net_shaping task (one flbed_link run for the host), from
    ``--json``; the baseline's is its tc loop alone.
@@ -45,7 +46,8 @@ how much memory it takes, and how many FederatedScope clients this host carries.
 
 Needs root and Docker. From the repository root:
     [FLBED_FS_SOURCE=/path/to/FederatedScope] .venv/bin/python bench/provision.py \
-        [--counts 10 50] [--clients 10 25 50] [--out runs/bench/provision.json]
+        [--counts 10 50] [--clients 10 25 50] [--skip-provisioning | --skip-scale] \
+        [--out runs/bench/provision.json]
 """
 
 import argparse
@@ -192,8 +194,9 @@ def task_seconds(report, role):
     return round(sum(t["seconds"] for t in report["tasks"] if t["role"] == role), 2)
 
 
-def slowest_tasks(report, count=6):
-    tasks = sorted(report["tasks"], key=lambda t: -t["seconds"])[:count]
+def tasks_by_time(report):
+    """Every task of the report, slowest first, with its seconds and module runs."""
+    tasks = sorted(report["tasks"], key=lambda t: -t["seconds"])
     return [{k: t[k] for k in ("task", "action", "seconds", "calls")} for t in tasks]
 
 
@@ -237,7 +240,7 @@ def quoted(argv):
 
 
 def start_script(testbed_plan, image):
-    lines = [quoted(["docker", "network", "create", "--label",
+    lines = [quoted(["docker", "network", "create", "--internal", "--label",
                      "flbed.testbed=" + testbed_plan["testbed"], testbed_plan["network"]])]
     lines += [quoted(docker_run_argv(p, testbed_plan, image)) + " >/dev/null"
               for p in testbed_plan["participants"]]
@@ -422,8 +425,8 @@ def bench_flbed(folder, standin, count, run_cost_s):
             "provision_phases_s": provisioned["phases_s"],
             "provision_split": split_overhead(provisioned, run_cost_s),
             "teardown_split": split_overhead(torn, run_cost_s),
-            "provision_slowest": slowest_tasks(provisioned),
-            "teardown_slowest": slowest_tasks(torn)}
+            "provision_tasks": tasks_by_time(provisioned),
+            "teardown_tasks": tasks_by_time(torn)}
 
 
 def bench_baseline(folder, standin, count, image):
@@ -554,6 +557,24 @@ def scale_table(entries):
     return common.text_table(headers, rows)
 
 
+def scale_part(folder, fs_source, standin, args):
+    """The FederatedScope runs with FLBED_FS_SOURCE; without it a stand-in run, for the
+    controller's memory only."""
+    if fs_source:
+        results = {"real_idle_client_mib": real_idle_client_mib(folder, fs_source),
+                   "scale": bench_scale(folder, fs_source, args.clients, args.run_timeout)}
+        print("\nidle real client: %s MiB" % results["real_idle_client_mib"])
+        print(scale_table(results["scale"]))
+        return results
+    results = {"scale": "skipped: FLBED_FS_SOURCE is not set, and the stand-in does not "
+                        "load FederatedScope, so its client counts say nothing",
+               "controller_standin": bench_controller_standin(folder, standin)}
+    print("\n" + results["scale"])
+    print("controller during a stand-in run of 10 clients:",
+          results["controller_standin"]["controller"])
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[10, 50],
@@ -562,6 +583,8 @@ def main():
                         help="FederatedScope clients per run (needs FLBED_FS_SOURCE)")
     parser.add_argument("--run-timeout", type=float, default=1800, help="seconds per run")
     parser.add_argument("--skip-provisioning", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true",
+                        help="no FederatedScope runs, and no stand-in run for the controller")
     parser.add_argument("--out", default=os.path.join(REPO, "runs", "bench", "provision.json"))
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("docker"):
@@ -574,18 +597,8 @@ def main():
     if not args.skip_provisioning:
         results["provisioning"] = bench_provisioning(folder, standin, args.counts)
         print(provisioning_table(results["provisioning"]))
-    if fs_source:
-        results["real_idle_client_mib"] = real_idle_client_mib(folder, fs_source)
-        results["scale"] = bench_scale(folder, fs_source, args.clients, args.run_timeout)
-        print("\nidle real client: %s MiB" % results["real_idle_client_mib"])
-        print(scale_table(results["scale"]))
-    else:
-        results["scale"] = "skipped: FLBED_FS_SOURCE is not set, and the stand-in does not "\
-                           "load FederatedScope, so its client counts say nothing"
-        results["controller_standin"] = bench_controller_standin(folder, standin)
-        print("\n" + results["scale"])
-        print("controller during a stand-in run of 10 clients:",
-              results["controller_standin"]["controller"])
+    if not args.skip_scale:
+        results.update(scale_part(folder, fs_source, standin, args))
     common.write_json(args.out, results)
     print("\nwrote", args.out)
 
