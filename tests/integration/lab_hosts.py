@@ -125,6 +125,21 @@ class Lab:
                     raise RuntimeError(f"lab host {name} does not answer SSH")
                 time.sleep(1)
 
+    def cut(self, name):
+        """Drop every packet on the host's link, inside its own network namespace: a lab
+        machine whose cable was pulled. SSH, swarm and overlay traffic all stop."""
+        for rule in self._link_rules():
+            docker("exec", self.container(name), "iptables", "-I", *rule)
+
+    def reconnect(self, name):
+        for rule in self._link_rules():
+            docker("exec", self.container(name), "iptables", "-D", *rule, check=False)
+
+    @staticmethod
+    def _link_rules():
+        return [("INPUT", "-i", "eth0", "-j", "DROP"), ("OUTPUT", "-o", "eth0", "-j", "DROP"),
+                ("FORWARD", "-i", "eth0", "-j", "DROP"), ("FORWARD", "-o", "eth0", "-j", "DROP")]
+
     def host_docker(self, name, *args):
         """docker inside a lab host, e.g. ('ps', '-aq')."""
         return docker("exec", self.container(name), "docker", *args, check=False)

@@ -46,12 +46,12 @@ def lab(tmp_path_factory):
         hosts.close()
 
 
-def write_testbed(tmp_path, name):
+def write_testbed(tmp_path, name, rounds=3, **settings):
     testbed = {
         "name": name,
         "timeout": "10m",
         "federatedscope": {"config": {"data": {"type": "toy"}, "model": {"type": "lr"},
-                                      "federate": {"total_round_num": 3}}},
+                                      "federate": {"total_round_num": rounds}}},
         "profiles": {"small_device": {"extends": "raspberry_pi", "memory": "512m",
                                       "cpus": 0.5,
                                       "link": {"up": "5mbit", "down": "10mbit"}}},
@@ -59,14 +59,19 @@ def write_testbed(tmp_path, name):
         "clients": [{"profile": "small_device", "count": 2, "host": "clients",
                      "env": {"FLBED_STANDIN_ROUND_S": "1.0"}}],
         "shaping": {"allow_missing": ["delay", "jitter", "loss"]},
+        **settings,
     }
     path = tmp_path / f"{name}.yml"
     path.write_text(yaml.safe_dump(testbed))
     return str(path)
 
 
+def fs_env():
+    return dict(os.environ, FLBED_FS_SOURCE=os.environ.get("FLBED_FS_SOURCE", STANDIN))
+
+
 def flbed(*args, timeout=3600):
-    env = dict(os.environ, FLBED_FS_SOURCE=os.environ.get("FLBED_FS_SOURCE", STANDIN))
+    env = fs_env()
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "flbed", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -89,7 +94,8 @@ def left_on(lab, name):
                                         f"label=flbed.testbed={name}").stdout.split(),
             "swarm": lab.host_docker(host, "info", "--format",
                                      "{{.Swarm.LocalNodeState}}").stdout.strip(),
-            "workdir": lab.ssh(host, f"test -e /var/lib/flbed/{name}").returncode == 0,
+            "workdir": docker("exec", lab.container(host), "test", "-e",
+                              f"/var/lib/flbed/{name}", check=False).returncode == 0,
         }
         left[host] = found
     return left
@@ -169,5 +175,58 @@ def test_run_across_hosts_trains_collects_and_cleans_up(lab, tmp_path):
                                            "container.log"))
     assert sorted(os.listdir(os.path.join(run_dir, "hosts"))) == [
         "lab1.json", "lab2.json", "lab3.json"]
+    left = left_on(lab, name)
+    assert clean(left), left
+
+
+def server_round(lab, name):
+    """The round the server on lab1 has begun (from 1), from its container's log; 0 before."""
+    logs = lab.host_docker("lab1", "logs", f"flbed-{name}-server")
+    rounds = [int(n) for n in re.findall(r"Round #(\d+)", logs.stdout + logs.stderr)]
+    return max(rounds) + 1 if rounds else 0
+
+
+def test_a_host_lost_mid_training_fails_the_run_naming_it(lab, tmp_path):
+    """lab3's link is cut while the testbed trains: the run fails naming lab3, and the
+    other hosts are torn down; once lab3 answers again, teardown cleans it too."""
+    name = "lab-lost"
+    path = write_testbed(tmp_path, name, rounds=200, fault_timeout="20s")
+    out = open(tmp_path / "stdout.json", "w+", encoding="utf-8")
+    err = open(tmp_path / "stderr.txt", "w+", encoding="utf-8")
+    run = subprocess.Popen([sys.executable, "-m", "flbed", "run", path, "-i", lab.inventory,
+                            "--json", "--runs-root", str(tmp_path / "runs")],
+                           cwd=REPO, env=fs_env(), stdout=out, stderr=err)
+    try:
+        deadline = time.monotonic() + 1800
+        while server_round(lab, name) < 3:
+            if run.poll() is not None:
+                err.seek(0)
+                raise AssertionError("flbed run ended before round 3: " + err.read()[-3000:])
+            assert time.monotonic() < deadline, "no round 3 within 30 min"
+            time.sleep(1)
+        cut_at = time.monotonic()
+        lab.cut("lab3")
+        returncode = run.wait(timeout=900)
+        print(f"[lab] link of lab3 cut -> end of flbed run {time.monotonic() - cut_at:.1f} s")
+        out.seek(0)
+        err.seek(0)
+        summary, stderr = json.loads(out.read()), err.read()
+        assert returncode == 1, stderr[-3000:]
+        assert summary["status"] == "failed"
+        lost = [f for f in summary["failures"] if f.get("host") == "lab3"]
+        assert lost and "stopped answering" in lost[0]["msg"], summary["failures"]
+        assert "lab3 unreachable" in stderr
+
+        left = left_on(lab, name)  # lab3 cannot be asked (docker exec is not its link)
+        assert clean({host: left[host] for host in ("lab1", "lab2")}), left
+        down = flbed("teardown", name, "-i", lab.inventory)
+        assert down.returncode == 1
+        assert "failed on lab3 (unreachable" in down.stderr, down.stderr[-2000:]
+        assert "torn down on lab1, lab2" in down.stderr
+    finally:
+        if run.poll() is None:
+            run.kill()
+        lab.reconnect("lab3")
+    assert flbed("teardown", name, "-i", lab.inventory).returncode == 0
     left = left_on(lab, name)
     assert clean(left), left
