@@ -11,7 +11,12 @@ container's link, and the server must be listening before any client starts. So 
    is how the host knows the server listens before it starts the clients, and
 5. with ``--hold-join``, keeps a client's join request back until the host has written
    ``<control>/throttled``: the host gives the container its device's CPU quota once it is
-   ready, and no part of a round may run at the host's full speed.
+   ready, and no part of a round may run at the host's full speed, and
+6. with ``--linger-while HOST``, keeps a client that finished well alive until the server's
+   name HOST no longer resolves, that is until the server's container is gone. The server
+   sends "finish" to every client once more as it ends; a client whose container has already
+   stopped has lost its name, and each such send then waits for a failed name lookup
+   (about 12 s per client, one after another). A client that is still there answers at once.
 
 FederatedScope waits for messages in a busy loop, so a waiting participant burns all the CPU
 its quota allows and steals it from the participants that compute. With ``--fs-wait
@@ -35,6 +40,9 @@ import threading
 import time
 
 POLL_S = 0.1
+LINGER_POLL_S = 0.5
+# However long the server takes to end, a client that finished stops after this.
+LINGER_MAX_S = 120.0
 # A blocked receive wakes up this often, so that a signal (FederatedScope's round timeout
 # uses SIGALRM) is handled promptly even where a lock wait would not be interrupted.
 RECEIVE_WAKE_S = 1.0
@@ -55,7 +63,24 @@ def parse_args(argv):
                         help="how FederatedScope waits for a message (spinning: untouched)")
     parser.add_argument("--hold-join", action="store_true",
                         help="send a client's join request only after <control>/throttled")
+    parser.add_argument("--linger-while", metavar="HOST",
+                        help="after finishing well, stay until HOST no longer resolves")
     return parser.parse_args(argv)
+
+
+def resolves(host):
+    try:
+        socket.getaddrinfo(host, None)
+        return True
+    except OSError:
+        return False
+
+
+def linger_while_resolvable(host, max_s=LINGER_MAX_S, poll_s=LINGER_POLL_S):
+    """Return once HOST stops resolving, or after MAX_S seconds."""
+    deadline = time.monotonic() + max_s
+    while time.monotonic() < deadline and resolves(host):
+        time.sleep(poll_s)
 
 
 def touch(path):
@@ -187,7 +212,13 @@ def main(argv=None):
     report_ready_when_listening(host, int(port), os.path.join(args.control, "ready"))
 
     sys.argv = ["federatedscope.main", "--cfg", args.cfg]
-    runpy.run_module("federatedscope.main", run_name="__main__", alter_sys=True)
+    try:
+        runpy.run_module("federatedscope.main", run_name="__main__", alter_sys=True)
+    except SystemExit as ended:
+        if ended.code not in (None, 0):
+            raise
+    if args.linger_while:
+        linger_while_resolvable(args.linger_while)
     return 0
 
 

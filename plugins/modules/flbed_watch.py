@@ -92,8 +92,10 @@ notes:
     was killed by the out-of-memory killer. A kill counts as one when the engine says so, or
     when the container's own cgroup counted a kill, or when it died by SIGKILL with its memory
     use at its limit.
-  - The run has finished when the server's container exited with status 0; on a host without
-    the server, when every participant there exited with status 0.
+  - The run has finished when the server's container exited with status 0 and the other
+    participants of its host have stopped too (a client that finished stays until the server
+    is gone), or 30 s after the server exited; on a host without the server, when every
+    participant there exited with status 0.
   - With O(fault_timeout_s), a participant shows progress when its output under
     C(<workdir>/<name>/out) grows, when its CPU use is above O(active_cpu_pct), or when its
     link carries more than a trickle. When none on this host has, for O(fault_timeout_s),
@@ -159,6 +161,7 @@ quiet_s:
   type: float
 """
 
+import calendar
 import glob
 import json
 import os
@@ -177,6 +180,9 @@ MEMORY_FILE = "memory.json"
 SIGKILL_EXIT = 137
 # A SIGKILLed container whose highest sampled use is this close to its limit ran out of memory.
 NEAR_LIMIT_FRACTION = 0.9
+# Clients that finished stay until the server's name is gone; on the server's own host they
+# end within a second of it. A client still running this long after is left to teardown.
+CLIENTS_AFTER_SERVER_S = 30.0
 MIB = 2**20
 
 
@@ -201,12 +207,32 @@ def describe(name, container, info):
     """One participant's state from the engine's inspect answer (None: no such container)."""
     if info is None:
         return {"name": name, "container": container, "state": "missing",
-                "exit_code": None, "oom_killed": False}
+                "exit_code": None, "oom_killed": False, "finished_at": None}
     state = info.get("State", {})
     return {"name": name, "container": container, "state": state.get("Status", "unknown"),
             "exit_code": state.get("ExitCode") if state.get("Status") == "exited" else None,
             "oom_killed": bool(state.get("OOMKilled")),
-            "memory_bytes": info.get("HostConfig", {}).get("Memory") or None}
+            "memory_bytes": info.get("HostConfig", {}).get("Memory") or None,
+            "finished_at": engine_time(state.get("FinishedAt"))}
+
+
+def server_finished(entries, server, now):
+    """The server's container exited with status 0, and the others of its host have stopped
+    or had CLIENTS_AFTER_SERVER_S to do so."""
+    ended = [e for e in entries if e["container"] == server and e["state"] == "exited"
+             and e["exit_code"] == 0]
+    return bool(ended) and (all(e["state"] != "running" for e in entries)
+                            or now - (ended[0]["finished_at"] or 0) > CLIENTS_AFTER_SERVER_S)
+
+
+def engine_time(text):
+    """Seconds since the epoch of an engine timestamp ("2026-12-04T08:14:20.1234Z"), to the
+    second; None for the engine's zero time or no time."""
+    try:
+        seconds = calendar.timegm(time.strptime((text or "")[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
 
 
 def mib(value):
@@ -333,8 +359,7 @@ class Watcher:
                 failed.append(dict(entry, reason=reason))
         server = self.params["server_container"]
         if server:
-            finished = any(e["container"] == server and e["state"] == "exited"
-                           and e["exit_code"] == 0 for e in entries)
+            finished = server_finished(entries, server, time.time())
         else:
             finished = bool(entries) and all(
                 e["state"] == "exited" and e["exit_code"] == 0 for e in entries)

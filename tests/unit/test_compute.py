@@ -226,3 +226,46 @@ def test_the_kept_memory_record_keeps_the_highest_peak(watch):
     assert kept == {"peak_bytes": 900, "oom_kills": 1, "usage_bytes": 300}
     assert watch.merge_memory(None, {"peak_bytes": None, "working_set_bytes": None}) == {
         "peak_bytes": None, "oom_kills": None}
+
+
+def test_a_finished_client_lingers_while_the_server_name_resolves(monkeypatch):
+    module = load("docker/participant.py", "flbed_participant_linger")
+    answers = iter([True, True, True, False])
+    monkeypatch.setattr(module, "resolves", lambda host: next(answers))
+    started = time.monotonic()
+    module.linger_while_resolvable("flbed-demo-server", max_s=5, poll_s=0.01)
+    assert next(answers, "spent") == "spent"  # asked until the name was gone
+    assert time.monotonic() - started < 1
+
+
+def test_lingering_ends_at_its_limit_when_the_server_stays():
+    module = load("docker/participant.py", "flbed_participant_linger_max")
+    started = time.monotonic()
+    module.linger_while_resolvable("localhost", max_s=0.3, poll_s=0.05)
+    assert 0.3 <= time.monotonic() - started < 2
+
+
+def test_a_name_that_does_not_resolve_ends_lingering_at_once():
+    module = load("docker/participant.py", "flbed_participant_linger_gone")
+    assert module.resolves("localhost")
+    assert not module.resolves("flbed-no-such-participant.invalid")
+
+
+def test_the_run_ends_once_the_server_and_its_lingering_clients_have_stopped(watch):
+    server = {"name": "server", "container": "flbed-demo-server", "state": "exited",
+              "exit_code": 0, "finished_at": 1000.0}
+    client = {"name": "client-1", "container": "flbed-demo-client-1", "state": "running",
+              "exit_code": None, "finished_at": None}
+    assert not watch.server_finished([server, client], server["container"], 1001.0)
+    assert watch.server_finished([server, dict(client, state="exited", exit_code=0)],
+                                 server["container"], 1001.0)
+    assert watch.server_finished([server, client], server["container"],
+                                 1000.0 + watch.CLIENTS_AFTER_SERVER_S + 1)
+    failed = dict(server, exit_code=1)
+    assert not watch.server_finished([failed], server["container"], 5000.0)
+
+
+def test_engine_times_are_read_to_the_second(watch):
+    assert watch.engine_time("2026-12-04T08:14:20.123456789Z") == 1796372060
+    assert watch.engine_time("0001-01-01T00:00:00Z") is None
+    assert watch.engine_time(None) is None
