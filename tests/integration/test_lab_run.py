@@ -2,7 +2,8 @@
 
 The hosts are containers on this machine with their own Docker engine and SSH server
 (tests/integration/lab_hosts.py). The server runs on the first, one client on each of the
-other two; the hosts share a swarm overlay network that flbed makes and removes.
+other two; the hosts share a swarm overlay network that flbed makes and removes. One test
+cuts a host's link while the testbed trains, as a pulled cable would.
 """
 
 import json
