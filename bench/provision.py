@@ -5,7 +5,7 @@ how much memory it takes, and how many FederatedScope clients this host carries.
 1. Provision and teardown of N shaped participants (a server and N-1 clients; N = 10 and 50)
    with the real CLI (``flbed provision FILE --json``, ``flbed teardown NAME --json``), and
    the same work done by a hand-written bash baseline in the same run: ``docker network
-   create --internal``, per participant its directories and config, ``docker run -d`` with
+   create``, per participant its directories and config, ``docker run -d`` with
    the same limits, user, read-only root, dropped capabilities, labels, mounts, command and
    image, a wait until every participant has loaded the framework (its ``control/waiting``
    file, as flbed waits), then per container ``nsenter -t PID -n tc`` with the commands
@@ -240,7 +240,7 @@ def quoted(argv):
 
 
 def start_script(testbed_plan, image):
-    lines = [quoted(["docker", "network", "create", "--internal", "--label",
+    lines = [quoted(["docker", "network", "create", "--label",
                      "flbed.testbed=" + testbed_plan["testbed"], testbed_plan["network"]])]
     lines += [quoted(docker_run_argv(p, testbed_plan, image)) + " >/dev/null"
               for p in testbed_plan["participants"]]
