@@ -18,12 +18,9 @@ Needs Docker and FLBED_FS_SOURCE (a FederatedScope checkout). From the repositor
 """
 
 import argparse
-import datetime
-import glob
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +29,9 @@ import time
 import yaml
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-ROUND_START = re.compile(r"Starting (?:training|a new training round) \(Round #(\d+)\)")
+sys.path.insert(0, REPO)
+
+from bench.common import round_starts  # noqa: E402
 
 
 def write_testbed(folder, name, clients, rounds, cpus, wait, from_start):
@@ -54,25 +53,6 @@ def write_testbed(folder, name, clients, rounds, cpus, wait, from_start):
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(testbed, handle)
     return path
-
-
-def log_time(line):
-    """UTC time of a FederatedScope log line, which starts "2026-12-03 16:59:37,242"."""
-    stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
-    return stamp.replace(tzinfo=datetime.timezone.utc).timestamp()
-
-
-def round_starts(run_dir):
-    """{round: time} of the server's "Starting training (Round #k)" lines."""
-    starts = {}
-    pattern = os.path.join(run_dir, "participants", "server", "out", "*", "exp_print.log")
-    for path in glob.glob(pattern):
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                match = ROUND_START.search(line)
-                if match:
-                    starts[int(match.group(1))] = log_time(line)
-    return starts
 
 
 def measure(summary, run_dir, run_s):
