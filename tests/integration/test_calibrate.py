@@ -23,6 +23,7 @@ MEASURE_S = "2"
 # A quota set through the CFS scheduler delivers its share only on average; at these quotas
 # a few seconds of measuring land within this fraction of the rate asked for.
 ROUND_TRIP_TOLERANCE = 0.3
+ROUND_TRIP_ATTEMPTS = 3
 
 
 def calibration_testbed(throughput="300 steps/s", rounds=2):
@@ -90,6 +91,11 @@ def test_calibration_measures_more_steps_at_a_higher_quota(calibrated):
     assert docker_objects() == []  # the calibration container is gone
 
 
+def steps_per_cpu(points):
+    """Training steps per second of CPU time the workload really got, over these points."""
+    return sum(p["steps_per_s"] for p in points) / sum(p["cpus_used"] for p in points)
+
+
 def test_the_derived_quota_gives_the_throughput_back(calibrated, tmp_path):
     path, _, record = calibrated
     skip_when_starved(record, (0.1, 0.25))
@@ -97,13 +103,30 @@ def test_the_derived_quota_gives_the_throughput_back(calibrated, tmp_path):
     wanted = (speed[0.1] + speed[0.25]) / 2
     quota = calibration.quota_for(wanted, record)
     assert 0.1 < quota < 0.25
-
-    done = flbed("calibrate", str(path), "--quotas", f"{quota:g}", "--measure-s", "3",
-                 "--json", "--runs-root", str(tmp_path / "again"))
-    assert done.returncode == 0, done.stderr[-3000:]
-    (again,) = json.loads(done.stdout)["hosts"]
-    skip_when_starved(again, (quota,))
-    measured = next(p["steps_per_s"] for p in again["points"] if p["cpus"] == quota)
+    # A shared machine's cores do not always run at one speed (another tenant on the sibling
+    # hyper-thread, a hypervisor taking time): a curve holds only while the host trains as
+    # many steps per CPU-second as when it was measured. The round trip is judged on the
+    # first measurement taken at the calibrated speed.
+    calibrated_speed = steps_per_cpu([p for p in record["points"] if p["cpus"] in (0.1, 0.25)])
+    seen = []
+    for attempt in range(ROUND_TRIP_ATTEMPTS):
+        done = flbed("calibrate", str(path), "--quotas", f"{quota:g}", "--measure-s", "3",
+                     "--json", "--runs-root", str(tmp_path / f"again-{attempt}"))
+        assert done.returncode == 0, done.stderr[-3000:]
+        (again,) = json.loads(done.stdout)["hosts"]
+        skip_when_starved(again, (quota,))
+        (point,) = [p for p in again["points"] if p["cpus"] == quota]
+        # flbed's part: the container got the quota derived for the throughput.
+        assert abs(point["cpus_used"] - quota) <= ROUND_TRIP_TOLERANCE * quota, point
+        host_speed = steps_per_cpu([point])
+        seen.append(host_speed)
+        if abs(host_speed - calibrated_speed) <= ROUND_TRIP_TOLERANCE * calibrated_speed:
+            break
+    else:
+        pytest.skip(f"this host's speed changed since it was calibrated: "
+                    f"{calibrated_speed:.0f} steps per CPU-second then, "
+                    + ", ".join(f"{s:.0f}" for s in seen) + " now")
+    measured = point["steps_per_s"]
     assert abs(measured - wanted) <= ROUND_TRIP_TOLERANCE * wanted, (quota, wanted, measured)
 
 
