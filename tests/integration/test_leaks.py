@@ -240,15 +240,16 @@ def test_killed_while_training_leaves_nothing_after_teardown(
 
 def test_killing_flbed_alone_leaves_ansible_to_teardown(tmp_path, killed_runs, teardown_after):
     """ansible-runner starts ansible-playbook on a terminal of its own that ignores the
-    hang-up, so killing flbed alone leaves it acting on the host; teardown must end it
-    before removing anything, or it would go on making what teardown removes."""
+    hang-up, so killing flbed alone can leave it acting on the host until it next writes to
+    that orphaned terminal; teardown must end it before removing anything, or it would go
+    on making what teardown removes. Whether it is still alive when teardown starts depends
+    on when it last wrote; either way nothing of the testbed, and no process, is left."""
     name = "rel-leak-flbed"
     teardown_after(name)
     run = killed_runs(write_testbed(tmp_path, name, rounds=50, step_s=1.0), tmp_path)
     run.wait_for(lambda: labelled("container", name), 900, "a container of the testbed")
 
     children = run.kill_flbed_only()
-    time.sleep(2)
-    assert alive(children), "ansible-playbook ended with flbed"
+    assert children, "flbed had started ansible-playbook"
     assert_nothing_left(name, run)
 
