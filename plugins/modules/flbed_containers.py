@@ -5,7 +5,7 @@ DOCUMENTATION = r"""
 module: flbed_containers
 short_description: Create and start the participant containers of one flbed host
 description:
-  - Makes each participant's container run as the testbed wants it: created from the image
+  - Makes each participant's container run as the testbed wants it, created from the image
     with the participant's command, labels, memory and CPU limits and environment, on the
     testbed's network, as an unprivileged user without capabilities on a read-only root, with
     its config, control and output directories bind-mounted from O(workdir); then started.
@@ -15,7 +15,7 @@ description:
   - The wanted create request is hashed into the label C(flbed.config). A container whose
     label or image differs from the wanted one, whose CPU quota differs from a wanted
     quota, or that is not running, is removed and created again (a stopped participant's
-    entry point is not restarted: a new container starts from a clean state). One that
+    entry point is not restarted, so that a new container starts from a clean state). One that
     matches is left alone.
   - Talks to the Docker Engine API on its unix socket with the Python standard library only.
 options:
