@@ -94,9 +94,11 @@ options:
     type: str
     default: 256m
   workers:
-    description: How many participants are created and started at once.
+    description: How many participants are created and started at once. The engine does
+      part of each creation and start while the next request is sent; on 2 cores, four at
+      a time took two thirds of the time of one at a time.
     type: int
-    default: 1
+    default: 4
   docker_socket:
     description: Path of the Docker engine's unix socket.
     type: path
@@ -184,7 +186,7 @@ def argument_spec():
             cpus=dict(type="float", default=0),
             env=dict(type="dict", default={}))),
         tmp_size=dict(type="str", default="256m"),
-        workers=dict(type="int", default=1),
+        workers=dict(type="int", default=4),
         docker_socket=dict(type="path", default="/var/run/docker.sock"),
     )
 
