@@ -103,7 +103,7 @@ notes:
   - Needs root on the managed host, iperf3 (Debian package iperf3) and C(nsenter).
   - TCP goodput sits about 4.4 % under a TBF rate at MTU 1500 (1448 payload bytes per
     1514-byte frame); the measurements are reported raw, judging them is the caller's.
-  - What a client measures is limited by both ends: its upload by the server's download
+  - What a client measures is limited by both ends, its upload by the server's download
     and the other way round.
   - Measuring takes about O(duration_s) + O(omit_s) seconds twice per client, plus the
     handshakes.
@@ -165,7 +165,7 @@ measurements:
       type: dict
     upload_bps:
       description:
-        - TCP goodput client to server in bit/s, as the server received it: the median of
+        - TCP goodput client to server in bit/s, as the server received it, the median of
           its whole one-second intervals after the omitted start (loss recovery at the start
           can shift bytes into the next interval; the median leaves that one out).
       type: float

@@ -2,8 +2,12 @@
 
 Two testbeds are provisioned at the same time on this machine. The participants of one
 reach each other; nothing of the other testbed, and no other container on the host,
-reaches them, nor do they reach another Docker network. Tearing one testbed down leaves the
-other running and shaped as it was.
+reaches them; and they reach nothing outside their testbed: not another Docker network, not
+a listener in a network namespace that stands for the LAN (routed from the host, as the
+outside world is), not a listener on the host itself, at its address on the testbed's
+network (the gateway) or at another of its addresses. A container on an ordinary Docker
+network reaches those listeners, so they are there to be reached. Tearing one testbed down
+leaves the other running and shaped as it was.
 """
 
 import json
@@ -23,6 +27,7 @@ if not docker_ready():
 
 FIRST, SECOND = "rel-iso-a", "rel-iso-b"
 PROBE_PORT = 7901
+OUTSIDE_NS, OUTSIDE_HOST_ADDR, OUTSIDE_ADDR = "rel-outside", "10.231.7.1", "10.231.7.2"
 LISTEN = ("import socket, time\n"
           "server = socket.socket()\n"
           "server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
@@ -72,6 +77,40 @@ def run(*argv):
     subprocess.run(argv, check=True, capture_output=True)
 
 
+def gateway_of(name):
+    inspected = json.loads(subprocess.run(["docker", "inspect", name], capture_output=True,
+                                          text=True, check=True).stdout)[0]
+    return next(iter(inspected["NetworkSettings"]["Networks"].values()))["Gateway"]
+
+
+@pytest.fixture
+def outside():
+    """A network namespace standing for the LAN beyond the host, routed from the host over a
+    veth pair (the host's end has OUTSIDE_HOST_ADDR), with a listener on PROBE_PORT; and a
+    listener on the host itself, on all its addresses."""
+    subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True)
+    run("ip", "netns", "add", OUTSIDE_NS)
+    listeners = []
+    try:
+        run("ip", "link", "add", "rel-out-h", "type", "veth", "peer", "name", "rel-out-n")
+        run("ip", "link", "set", "rel-out-n", "netns", OUTSIDE_NS)
+        run("ip", "addr", "add", f"{OUTSIDE_HOST_ADDR}/30", "dev", "rel-out-h")
+        run("ip", "link", "set", "rel-out-h", "up")
+        for argv in (["ip", "addr", "add", f"{OUTSIDE_ADDR}/30", "dev", "rel-out-n"],
+                     ["ip", "link", "set", "rel-out-n", "up"], ["ip", "link", "set", "lo", "up"]):
+            run("ip", "netns", "exec", OUTSIDE_NS, *argv)
+        listeners.append(subprocess.Popen(["ip", "netns", "exec", OUTSIDE_NS, sys.executable,
+                                           "-c", LISTEN]))
+        listeners.append(subprocess.Popen([sys.executable, "-c", LISTEN]))
+        yield OUTSIDE_ADDR
+    finally:
+        for listener in listeners:
+            listener.kill()
+            listener.wait()
+        subprocess.run(["ip", "link", "del", "rel-out-h"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", OUTSIDE_NS], capture_output=True)
+
+
 @pytest.fixture
 def plain_container():
     """A container on an ordinary (not internal) Docker network of this test, made from the
@@ -106,12 +145,21 @@ def two_testbeds(tmp_path, teardown_after):
     return FIRST, SECOND
 
 
-def test_a_testbed_network_carries_only_its_own_traffic(two_testbeds, plain_container):
+def test_a_testbed_network_carries_only_its_own_traffic(two_testbeds, outside,
+                                                        plain_container):
     server, client = container(FIRST, "server"), container(FIRST, "client-1")
     listen_in(server)
     listen_in(plain_container)
+    host_on_testbed = gateway_of(client)
 
     assert wait_reaches(client, server), "participants of one testbed must reach each other"
+    assert wait_reaches(plain_container, outside), "the outside listener must be reachable"
+    assert wait_reaches(plain_container, OUTSIDE_HOST_ADDR), "the host's must be reachable"
+    assert wait_reaches(plain_container, gateway_of(plain_container))
+
+    assert not reaches(client, outside), "a participant reached the LAN"
+    assert not reaches(client, OUTSIDE_HOST_ADDR), "a participant reached the host"
+    assert not reaches(client, host_on_testbed), "a participant reached the host's gateway"
     assert not reaches(client, address_of(plain_container)), "it reached another network"
     assert not reaches(container(SECOND, "client-1"), address_of(server))
     assert not reaches(plain_container, address_of(server))
