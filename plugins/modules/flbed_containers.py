@@ -392,24 +392,18 @@ class ContainerManager:
             result["error"] = str(error)
 
     def apply(self, planned):
-        """Carry out the changing entries, at most `workers` at a time; after the first
-        failure no further participant is begun."""
-        pending = [entry for entry in planned if entry[2]["action"] != "none"]
-        if self.params["workers"] == 1:
-            for entry in pending:
+        """Carry out the changing entries, at most `workers` at a time (one at a time, in
+        order, with 1); once one has failed, no further participant is begun."""
+        failed = []
+
+        def guarded(entry):
+            if not failed:
                 self.make(*entry)
                 if "error" in entry[2]:
-                    break
-            return
+                    failed.append(entry[2]["name"])
+
+        pending = [entry for entry in planned if entry[2]["action"] != "none"]
         with ThreadPoolExecutor(max_workers=self.params["workers"]) as pool:
-            failed = []
-
-            def guarded(entry):
-                if not failed:
-                    self.make(*entry)
-                    if "error" in entry[2]:
-                        failed.append(entry[2]["name"])
-
             list(pool.map(guarded, pending))
 
     def failure_message(self):
