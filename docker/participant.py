@@ -12,11 +12,13 @@ container's link, and the server must be listening before any client starts. So 
 5. with ``--hold-join``, keeps a client's join request back until the host has written
    ``<control>/throttled``: the host gives the container its device's CPU quota once it is
    ready, and no part of a round may run at the host's full speed, and
-6. with ``--linger-while HOST``, keeps a client that finished well alive until the server's
-   name HOST no longer resolves, that is until the server's container is gone. The server
-   sends "finish" to every client once more as it ends; a client whose container has already
-   stopped has lost its name, and each such send then waits for a failed name lookup
+6. with ``--linger-while HOST:PORT``, keeps a client that finished well alive while the
+   server still accepts connections there, that is until the server's process has ended. The
+   server sends "finish" to every client once more as it ends; a client whose container has
+   already stopped has lost its name, and each such send then waits for a failed name lookup
    (about 12 s per client, one after another). A client that is still there answers at once.
+   The server's address is looked up once: on an internal network a name that is gone takes
+   Docker's resolver 10 s to fail, which a lookup per poll would wait every time.
 
 FederatedScope waits for messages in a busy loop, so a waiting participant burns all the CPU
 its quota allows and steals it from the participants that compute. With ``--fs-wait
@@ -41,6 +43,8 @@ import time
 
 POLL_S = 0.1
 LINGER_POLL_S = 0.5
+# A server that is gone leaves its address unanswered on a fenced network, not refused.
+LINGER_CONNECT_S = 1.0
 # However long the server takes to end, a client that finished stops after this.
 LINGER_MAX_S = 120.0
 # A blocked receive wakes up this often, so that a signal (FederatedScope's round timeout
@@ -63,23 +67,29 @@ def parse_args(argv):
                         help="how FederatedScope waits for a message (spinning: untouched)")
     parser.add_argument("--hold-join", action="store_true",
                         help="send a client's join request only after <control>/throttled")
-    parser.add_argument("--linger-while", metavar="HOST",
-                        help="after finishing well, stay until HOST no longer resolves")
+    parser.add_argument("--linger-while", metavar="HOST:PORT",
+                        help="after finishing well, stay while HOST:PORT accepts connections")
     return parser.parse_args(argv)
 
 
-def resolves(host):
+def accepts(address, port):
     try:
-        socket.getaddrinfo(host, None)
-        return True
+        with socket.create_connection((address, port), timeout=LINGER_CONNECT_S):
+            return True
     except OSError:
         return False
 
 
-def linger_while_resolvable(host, max_s=LINGER_MAX_S, poll_s=LINGER_POLL_S):
-    """Return once HOST stops resolving, or after MAX_S seconds."""
+def linger_while_listening(server, max_s=LINGER_MAX_S, poll_s=LINGER_POLL_S):
+    """Return once the server SERVER ("host:port") stops accepting connections, or after
+    MAX_S seconds; at once when its name no longer resolves."""
+    host, port = server.rsplit(":", 1)
+    try:
+        address = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)[0][4][0]
+    except OSError:
+        return
     deadline = time.monotonic() + max_s
-    while time.monotonic() < deadline and resolves(host):
+    while time.monotonic() < deadline and accepts(address, int(port)):
         time.sleep(poll_s)
 
 
@@ -218,7 +228,7 @@ def main(argv=None):
         if ended.code not in (None, 0):
             raise
     if args.linger_while:
-        linger_while_resolvable(args.linger_while)
+        linger_while_listening(args.linger_while)
     return 0
 
 

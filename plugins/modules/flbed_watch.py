@@ -216,13 +216,18 @@ def describe(name, container, info):
             "finished_at": engine_time(state.get("FinishedAt"))}
 
 
+def server_ended_well(entries, server):
+    """The server's entry when its container exited with status 0, else None."""
+    return next((e for e in entries if e["container"] == server and e["state"] == "exited"
+                 and e["exit_code"] == 0), None)
+
+
 def server_finished(entries, server, now):
     """The server's container exited with status 0, and the others of its host have stopped
     or had CLIENTS_AFTER_SERVER_S to do so."""
-    ended = [e for e in entries if e["container"] == server and e["state"] == "exited"
-             and e["exit_code"] == 0]
-    return bool(ended) and (all(e["state"] != "running" for e in entries)
-                            or now - (ended[0]["finished_at"] or 0) > CLIENTS_AFTER_SERVER_S)
+    ended = server_ended_well(entries, server)
+    return ended is not None and (all(e["state"] != "running" for e in entries)
+                                  or now - (ended["finished_at"] or 0) > CLIENTS_AFTER_SERVER_S)
 
 
 def engine_time(text):
@@ -366,7 +371,9 @@ class Watcher:
         state = {"participants": entries, "failed_participants": failed,
                  "finished": finished, "round": server_round}
         if tracking:
-            quiet_s, stuck = (None, []) if failed or finished else self.stall(
+            # Once the server ended well, the clients still up only wait for it to be gone.
+            done = finished or (server and server_ended_well(entries, server) is not None)
+            quiet_s, stuck = (None, []) if failed or done else self.stall(
                 entries, records, state["round"])
             state.update(stalled=bool(stuck), quiet_s=quiet_s, failed_participants=failed + stuck)
         if self.params["wait_for_file"]:

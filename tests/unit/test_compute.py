@@ -3,6 +3,7 @@ blocking wait and held join, cgroup parsing, and how a kill for memory is recogn
 
 import importlib.util
 import os
+import socket
 import sys
 import threading
 import time
@@ -228,27 +229,42 @@ def test_the_kept_memory_record_keeps_the_highest_peak(watch):
         "peak_bytes": None, "oom_kills": None}
 
 
-def test_a_finished_client_lingers_while_the_server_name_resolves(monkeypatch):
+def listener():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    return server
+
+
+def test_a_finished_client_lingers_while_the_server_listens():
     module = load("docker/participant.py", "flbed_participant_linger")
-    answers = iter([True, True, True, False])
-    monkeypatch.setattr(module, "resolves", lambda host: next(answers))
+    server = listener()
+    port = server.getsockname()[1]
+    closer = threading.Timer(0.4, server.close)
+    closer.start()
     started = time.monotonic()
-    module.linger_while_resolvable("flbed-demo-server", max_s=5, poll_s=0.01)
-    assert next(answers, "spent") == "spent"  # asked until the name was gone
-    assert time.monotonic() - started < 1
+    module.linger_while_listening(f"localhost:{port}", max_s=5, poll_s=0.05)
+    assert 0.4 <= time.monotonic() - started < 2  # until the port closed, not to the limit
+    closer.join()
 
 
 def test_lingering_ends_at_its_limit_when_the_server_stays():
     module = load("docker/participant.py", "flbed_participant_linger_max")
-    started = time.monotonic()
-    module.linger_while_resolvable("localhost", max_s=0.3, poll_s=0.05)
-    assert 0.3 <= time.monotonic() - started < 2
+    server = listener()
+    try:
+        started = time.monotonic()
+        module.linger_while_listening(f"localhost:{server.getsockname()[1]}", max_s=0.3,
+                                      poll_s=0.05)
+        assert 0.3 <= time.monotonic() - started < 2
+    finally:
+        server.close()
 
 
-def test_a_name_that_does_not_resolve_ends_lingering_at_once():
+def test_a_server_name_that_does_not_resolve_ends_lingering_at_once():
     module = load("docker/participant.py", "flbed_participant_linger_gone")
-    assert module.resolves("localhost")
-    assert not module.resolves("flbed-no-such-participant.invalid")
+    started = time.monotonic()
+    module.linger_while_listening("flbed-no-such-participant.invalid:50051", max_s=5)
+    assert time.monotonic() - started < 5
 
 
 def test_the_run_ends_once_the_server_and_its_lingering_clients_have_stopped(watch):
