@@ -5,8 +5,8 @@
 
 Modules run on managed hosts (a Raspberry Pi among them) that may have a Docker engine but no
 Docker SDK for Python, so this speaks HTTP over the engine's unix socket itself. It covers
-only the calls flbed's modules need: inspect, list by label, logs, and updating a running
-container's resources.
+only the calls flbed's modules need: inspect containers and images, list by label, logs,
+update a running container's resources, and create, start and remove containers.
 
 Paths carry no API version ("/containers/json"), so any engine answers with its own default.
 """
@@ -151,14 +151,47 @@ class DockerAPI:
             params["filters"] = encode_label_filter(labels)
         return self.get_json("/containers/json", params)
 
+    def _call(self, method, path, params=None, body=None):
+        """Send a request that changes something; return the decoded JSON answer ({} when
+        the engine sends none, as for start and remove)."""
+        status, answer = self._request(path, params, method=method, body=body)
+        if status >= 400:
+            raise DockerError("Docker engine answered %s to %s %s: %s"
+                              % (status, method, path, self._error_text(answer)),
+                              status=status)
+        try:
+            return json.loads(answer.decode("utf-8") or "{}")
+        except ValueError as exc:
+            raise DockerError("Docker engine sent invalid JSON for %s %s: %s"
+                              % (method, path, exc))
+
     def update_container(self, name_or_id, resources):
         """Change a running container's resources in place, e.g. {"NanoCpus": 500000000}."""
-        path = "/containers/%s/update" % quote(name_or_id, safe="")
-        status, body = self._request(path, method="POST", body=resources)
-        if status >= 400:
-            raise DockerError("Docker engine answered %s to POST %s: %s"
-                              % (status, path, self._error_text(body)), status=status)
-        return json.loads(body.decode("utf-8") or "{}")
+        return self._call("POST", "/containers/%s/update" % quote(name_or_id, safe=""),
+                          body=resources)
+
+    def inspect_image(self, reference):
+        """Return the image's inspect dict, or None when the engine has no such image."""
+        try:
+            return self.get_json("/images/%s/json" % quote(reference, safe=""))
+        except DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_container(self, name, body):
+        """Create (not start) a container called `name` from the create body `body`;
+        return the engine's answer, {"Id": ..., "Warnings": [...]}."""
+        return self._call("POST", "/containers/create", params={"name": name}, body=body)
+
+    def start_container(self, name_or_id):
+        """Start a created or stopped container (an already running one is left as it is)."""
+        self._call("POST", "/containers/%s/start" % quote(name_or_id, safe=""))
+
+    def remove_container(self, name_or_id):
+        """Remove a container, killing it first when it runs."""
+        self._call("DELETE", "/containers/%s" % quote(name_or_id, safe=""),
+                   params={"force": "1"})
 
     def container_logs(self, name_or_id, tail=200):
         """Return the last `tail` lines of stdout and stderr as one text."""
