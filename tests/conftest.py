@@ -1,6 +1,7 @@
 """Shared fixtures: where the repository is, and helpers every test level uses."""
 
 import hashlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -14,6 +15,21 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STANDIN = str(REPO / "tests" / "fs_standin")
 WORKDIR_ROOT = "/var/lib/flbed"
+
+
+def load_module(monkeypatch, path, utils=()):
+    """A custom Ansible module of plugins/modules/ loaded for a unit test, without Ansible's
+    packing: each name in UTILS (a module of plugins/module_utils/) stands in for
+    ``ansible.module_utils.<name>``, which is where the module imports it from."""
+    sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
+    for name in utils:
+        monkeypatch.setitem(sys.modules, f"ansible.module_utils.{name}",
+                            importlib.import_module(name))
+    spec = importlib.util.spec_from_file_location(f"{pathlib.Path(path).stem}_for_tests",
+                                                  REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def flbed(*args, fs_source=STANDIN, timeout=1800):

@@ -3,19 +3,17 @@ the engine calls the client sends. The engine is a test double here; the integra
 (test_local_run, test_idempotence) run the module against the real one."""
 
 import copy
-import importlib.util
 import sys
 
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_module
 
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import flbed_docker  # noqa: E402
 
-MODULE_PATH = REPO / "plugins" / "modules" / "flbed_containers.py"
 IMAGE_ID = "sha256:" + "a" * 64
 PARAMS = {
     "testbed": "demo", "image": "flbed/participant:0123", "network": "flbed-demo",
@@ -34,11 +32,8 @@ PARAMS = {
 
 @pytest.fixture
 def containers(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ansible.module_utils.flbed_docker", flbed_docker)
-    spec = importlib.util.spec_from_file_location("flbed_containers_for_tests", MODULE_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(monkeypatch, "plugins/modules/flbed_containers.py",
+                       utils=["flbed_docker"])
 
 
 class ModuleExit(Exception):

@@ -4,15 +4,9 @@ The route listings are what `ip -4 route show` printed in a participant's namesp
 Docker bridge network, before and after the fence.
 """
 
-import importlib.util
-import sys
-
 import pytest
 
-from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
-import flbed_docker  # noqa: E402
+from tests.conftest import load_module
 
 ON_A_BRIDGE = ("default via 172.25.0.1 dev eth0 \n"
                "172.25.0.0/16 dev eth0 proto kernel scope link src 172.25.0.3 \n")
@@ -22,12 +16,7 @@ FENCED = ("172.25.0.0/16 dev eth0 proto kernel scope link src 172.25.0.3 \n"
 
 @pytest.fixture
 def fence(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ansible.module_utils.flbed_docker", flbed_docker)
-    spec = importlib.util.spec_from_file_location(
-        "flbed_fence_for_tests", REPO / "plugins" / "modules" / "flbed_fence.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(monkeypatch, "plugins/modules/flbed_fence.py", utils=["flbed_docker"])
 
 
 def test_an_unfenced_namespace_loses_its_default_route_and_its_gateway(fence):

@@ -5,16 +5,9 @@ after TCP/IP headers): a slow omitted second, a first counted second inflated by
 back during loss recovery, two steady seconds and the receiver's closing 18 ms sliver.
 """
 
-import importlib.util
-import sys
-
 import pytest
 
-from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
-import flbed_docker  # noqa: E402
-import flbed_tc  # noqa: E402
+from tests.conftest import load_module
 
 RUN_5MBIT = [(1.0, 3.857e6, True), (1.0, 5.734e6, False), (1.0, 4.773e6, False),
              (1.0, 4.784e6, False), (0.018, 5.228e6, False)]
@@ -22,13 +15,8 @@ RUN_5MBIT = [(1.0, 3.857e6, True), (1.0, 5.734e6, False), (1.0, 4.773e6, False),
 
 @pytest.fixture
 def probe(monkeypatch):
-    monkeypatch.setitem(sys.modules, "ansible.module_utils.flbed_docker", flbed_docker)
-    monkeypatch.setitem(sys.modules, "ansible.module_utils.flbed_tc", flbed_tc)
-    spec = importlib.util.spec_from_file_location(
-        "flbed_link_probe_for_tests", REPO / "plugins" / "modules" / "flbed_link_probe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(monkeypatch, "plugins/modules/flbed_link_probe.py",
+                       utils=["flbed_docker", "flbed_tc"])
 
 
 def receiver_report(intervals):
