@@ -1,20 +1,16 @@
 #!/bin/sh
-# Build an arm64 (Raspberry Pi) flbed base image on this x86 machine under qemu-user
-# emulation, then a Python environment in it from aarch64 wheels, and time each step.
+# Build the arm64 (Raspberry Pi) participant image on this x86 machine with the fl_image role
+# itself, under qemu-user emulation, then train FederatedScope in it, and time each step.
 # Shows that the image recipe works for arm64 where no arm64 machine is at hand.
-#   sh bench/arm64_image.sh [WORKDIR]      (root; Debian packages are installed if missing)
-# Needs: mmdebstrap, qemu-user-static, binfmt-support, a Docker engine, PyPI for pip.
-# Leaves the images flbedtest-arm64-base and flbedtest-arm64-py (remove with docker rmi).
+#   FLBED_FS_SOURCE=/path/to/FederatedScope sh bench/arm64_image.sh
+# Needs: root, a Docker engine, the project's .venv (make setup), PyPI for the controller's
+# pip. Installs qemu-user-static and binfmt-support if missing. Leaves the image (and its
+# base) tagged flbed/participant:<tag> and flbed/base:bookworm-<tag> for docker rmi.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-work=${1:-/tmp/flbed-arm64-bench}
-python=${PYTHON:-$here/.venv/bin/python}
-# Wheels the participant image needs that PyPI publishes for aarch64. torch is not among
-# them: PyPI's aarch64 torch is a CUDA build (see roles/fl_image/defaults/main.yml).
-wheels="numpy grpcio protobuf==3.20.3 pyyaml"
-mkdir -p "$work"
+: "${FLBED_FS_SOURCE:?name a FederatedScope checkout in FLBED_FS_SOURCE}"
 stamp() { date +%s.%N; }
-took() { printf '%-34s %6.1f s\n' "$1" "$(echo "$(stamp) - $2" | bc)"; }
+took() { printf '%-40s %7.1f s\n' "$1" "$(echo "$(stamp) - $2" | bc)"; }
 
 for pkg in qemu-user-static binfmt-support mmdebstrap bc; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="${missing:-} $pkg"
@@ -22,45 +18,35 @@ done
 if [ -n "${missing:-}" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
-# The binfmt handlers must be registered with the kernel (flag F: usable inside containers).
+# The binfmt handler must be registered with the kernel (flag F: usable inside containers).
 [ -e /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
 update-binfmts --enable qemu-aarch64 2>/dev/null || true
 if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   echo "arm64: the kernel has no qemu-aarch64 binfmt handler; cannot emulate" >&2; exit 1
 fi
 
+cd "$here"
+log=$(mktemp /tmp/flbed-arm64-XXXXXX.log)
 t=$(stamp)
-rm -rf "$work/base" && mkdir -p "$work/base"
-mmdebstrap --quiet --variant=minbase --format=tar --architectures=arm64 \
-  --include=python3,python3-venv,iproute2,iperf3,ca-certificates \
-  bookworm "$work/base/rootfs.tar"
-took "mmdebstrap arm64 root" "$t"
+if ! .venv/bin/ansible-playbook -i inventories/local bench/arm64_image.yml \
+     -e ansible_architecture=aarch64 -e "fs_source=$FLBED_FS_SOURCE" >"$log" 2>&1; then
+  tail -n 30 "$log" >&2; echo "arm64: the fl_image role failed; its output: $log" >&2; exit 1
+fi
+took "fl_image role for aarch64 (emulated)" "$t"
+ref=$(sed -n 's/.*"msg": "image \(flbed\/participant:[0-9a-f]*\)".*/\1/p' "$log" | tail -n 1)
+echo "image: $ref ($(docker image inspect -f '{{.Size}}' "$ref" | awk '{printf "%.2f GB", $1/1e9}'))"
+grep -E '^TASK|changed:|ok:' "$log" | grep -B1 'changed:' | grep '^TASK' | sed 's/^/  changed: /'
 
 t=$(stamp)
-cp "$here/docker/base-rootfs.Dockerfile" "$work/base/Dockerfile"
-docker build -q -t flbedtest-arm64-base "$work/base" >/dev/null
-took "base image (docker build)" "$t"
+docker run --rm --network none "$ref" /opt/flbed/venv/bin/python -c \
+  "import platform, torch, federatedscope; print('runs as', platform.machine(), 'torch',
+   torch.__version__, 'cuda', torch.cuda.is_available())"
+took "start python, import torch + FS (emulated)" "$t"
 
 t=$(stamp)
-rm -rf "$work/py" && mkdir -p "$work/py/wheels"
-"$python" -m pip download --quiet --only-binary=:all: --platform manylinux2014_aarch64 \
-  --python-version 3.11 --implementation cp -d "$work/py/wheels" $wheels
-took "aarch64 wheels (pip download)" "$t"
-
-cat > "$work/py/Dockerfile" <<'DOCKERFILE'
-FROM flbedtest-arm64-base
-COPY wheels /tmp/wheels
-RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --quiet --no-index --find-links /tmp/wheels /tmp/wheels/*.whl \
- && rm -rf /tmp/wheels
-CMD ["/opt/venv/bin/python", "-c", \
-     "import platform, numpy, grpc, yaml; print(platform.machine(), numpy.__version__)"]
-DOCKERFILE
-t=$(stamp)
-docker build -q -t flbedtest-arm64-py "$work/py" >/dev/null
-took "venv + aarch64 wheels (emulated)" "$t"
-
-t=$(stamp)
-echo "runs as: $(docker run --rm flbedtest-arm64-py)"
-took "start python + imports (emulated)" "$t"
-rm -rf "$work"
+docker run --rm --network none -e PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python -w /tmp \
+  "$ref" /opt/flbed/venv/bin/python -m federatedscope.main use_gpu False \
+  federate.mode standalone federate.client_num 2 federate.total_round_num 2 \
+  data.type toy model.type lr outdir /tmp/out 2>&1 | grep -E "Final|'Round': 1" | tail -n 2
+took "FederatedScope: 2 rounds, 2 clients (emulated)" "$t"
+rm -f "$log"

@@ -207,6 +207,37 @@ def test_wheelhouse_key_depends_on_inputs():
     assert helper.wheelhouse_key(args).startswith("aarch64-py3.11-")
 
 
+def make_dist(directory, name, requires=()):
+    """A pure wheel of an empty distribution whose metadata requires `requires`."""
+    info = f"{name}-1.0.dist-info"
+    metadata = "".join([f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"]
+                       + [f"Requires-Dist: {r}\n" for r in requires])
+    return make_wheel(directory / f"{name}-1.0-py3-none-any.whl", {
+        f"{info}/METADATA": metadata,
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/RECORD": "",
+    })
+
+
+@pytest.mark.parametrize("arch, pulled", [("aarch64", ["armlib"]), ("x86_64", ["x86lib"])])
+def test_resolution_judges_markers_for_the_hosts_machine(tmp_path, arch, pulled):
+    # torch on PyPI requires its CUDA libraries with `platform_machine == "x86_64"`: which of
+    # them a host gets must follow the host's machine, not the controller's.
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_dist(wheels, "tool", ['armlib; platform_machine == "aarch64"',
+                               'x86lib; platform_machine == "x86_64"'])
+    make_dist(wheels, "armlib")
+    make_dist(wheels, "x86lib")
+    args = helper.parse_args(["wheelhouse", f"--cache-dir={tmp_path}", f"--arch={arch}",
+                              "--torch=tool"])
+    args.platforms = helper.pip_platforms(arch, 36)
+
+    pins = helper.resolve_pins(args, str(wheels), str(tmp_path / "pip.log"), ["--no-index"])
+
+    assert pins == sorted(["tool==1.0"] + [f"{name}==1.0" for name in pulled])
+
+
 # ---------------------------------------------------------------- git sources
 
 COMMIT = "480b67de851df2fa02b7cc2189f1803d947998d7"

@@ -50,6 +50,14 @@ CUDA_DISTRIBUTIONS = ("nvidia-*", "triton", "pytorch-triton*", "cuda-*")
 
 PIP_ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
+# pip judges environment markers such as `platform_machine == "x86_64"` by the machine it
+# runs on, even when --platform names another: on an x86_64 controller, resolving for an
+# aarch64 host would pull in the CUDA libraries that torch requires on x86_64 only. This
+# runs pip with platform.machine() answering the host's machine name (the first argument).
+PIP_AS_MACHINE = ("import platform, runpy, sys; machine = sys.argv.pop(1); "
+                  "platform.machine = lambda: machine; "
+                  "runpy.run_module('pip', run_name='__main__', alter_sys=True)")
+
 FS_SOURCE_HINT = (
     "point flbed at a local checkout instead: 'federatedscope.source: /path/to/FederatedScope'"
     " in the testbed, or FLBED_FS_SOURCE=/path/to/FederatedScope"
@@ -253,9 +261,12 @@ def locked(directory):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_pip(python, args, log_path, what):
-    """Run pip, append its output to log_path, raise InputError with its last line on failure."""
-    command = [python, "-m", "pip"] + args
+def run_pip(python, args, log_path, what, machine=None):
+    """Run pip, append its output to log_path, raise InputError with its last line on failure.
+
+    With machine, pip evaluates environment markers as on a machine of that name.
+    """
+    command = [python] + (["-c", PIP_AS_MACHINE, machine] if machine else ["-m", "pip"]) + args
     with open(log_path, "a", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
@@ -385,7 +396,8 @@ def resolve_pins(args, out_dir, log_path, index_args):
         run_pip(args.python, ["install", "--dry-run", "--ignore-installed", "--quiet",
                               "--report", report, "--target", target, "--find-links", out_dir]
                 + index_args + target_args(args.platforms, args.python_version)
-                + [args.torch] + args.package, log_path, "resolving the Python packages")
+                + [args.torch] + args.package, log_path, "resolving the Python packages",
+                machine=PIP_ARCHES[args.arch])
     with open(report, encoding="utf-8") as handle:
         resolved = json.load(handle)["install"]
     return sorted(f"{item['metadata']['name']}=={item['metadata']['version']}"
