@@ -128,11 +128,34 @@ def _show(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error: PyYAML
+    keeps the last silently, and of two profiles or settings of one name the file's author
+    meant one of them, not necessarily the last."""
+
+    def construct_mapping(self, node, deep=False):
+        first_lines = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` keys may be overridden: that is what merging is for
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = first_lines.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue  # an unhashable key: PyYAML's own check names it
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"the key {_show(key)} is given twice in one mapping (first at "
+                            f"line {first}); give each key once",
+                    problem_mark=key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path):
     """The file's top-level mapping, or InputError naming the file and what is wrong with it."""
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            data = yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 (a safe loader)
     except OSError as error:
         raise InputError(f"{path}: cannot read the testbed file ({error.strerror})") from None
     except yaml.YAMLError as error:
