@@ -148,6 +148,9 @@ def test_provision_across_hosts_shapes_and_tears_down(lab, tmp_path):
 
         again = flbed("provision", path, "-i", lab.inventory, "--json")
         assert again.returncode == 0, again.stderr[-3000:]
+        again_report = json.loads(again.stdout)
+        changed = {host: counts["changed"] for host, counts in again_report["hosts"].items()}
+        assert set(changed.values()) == {0}, again_report["changed_tasks"]
     finally:
         down = flbed("teardown", name, "-i", lab.inventory)
     assert down.returncode == 0, down.stderr[-2000:]
