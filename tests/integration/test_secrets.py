@@ -76,10 +76,13 @@ class PrivateDirCopier:
         while not self.stopping.wait(0.5):
             pattern = f"flbed-ansible-{NAME}-*"
             for source in pathlib.Path(tempfile.gettempdir()).glob(pattern):
-                self.modes[str(source)] = stat.S_IMODE(source.stat().st_mode)
-                shutil.copytree(source, self.target / source.name, dirs_exist_ok=True,
-                                ignore_dangling_symlinks=True,
-                                copy_function=_copy_if_there)
+                try:
+                    self.modes[str(source)] = stat.S_IMODE(source.stat().st_mode)
+                    shutil.copytree(source, self.target / source.name, dirs_exist_ok=True,
+                                    ignore_dangling_symlinks=True,
+                                    copy_function=_copy_if_there)
+                except (shutil.Error, OSError):
+                    continue  # a folder removed meanwhile: what was copied stays
 
 
 def _copy_if_there(source, target):
