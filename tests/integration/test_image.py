@@ -193,7 +193,7 @@ def test_unreachable_git_source_stops_the_role_before_any_slow_step(tmp_path):
     with pytest.raises(AssertionError) as failed:
         run_role()
     output = str(failed.value)
-    assert "Stop when the FederatedScope source cannot be used" in output
+    assert "Stop when the image's inputs cannot be prepared" in output
     assert "cannot reach the FederatedScope source https://flbedtest.invalid/FederatedScope" \
         in output
     assert "FLBED_FS_SOURCE=/path/to/FederatedScope" in output

@@ -354,3 +354,49 @@ def test_fs_wheel_refuses_platform_wheels(tmp_path):
     make_wheel(tmp_path / "fs-1-cp311-cp311-linux_x86_64.whl", {"a": b""})
     with pytest.raises(helper.InputError, match="not pure Python"):
         helper.check_fs_wheels(str(tmp_path))
+
+
+# ---------------------------------------------------------------- prepare
+
+
+def prepare_argv(tmp_path, source, wheels, recipe):
+    return ["prepare", f"--cache-dir={tmp_path / 'cache'}", "--arch=x86_64",
+            "--torch=torch==2.13.0+cpu", "--package=numpy", f"--source={source}",
+            f"--wheelhouse={wheels}", "--base-repository=flbed/base", "--suite=bookworm",
+            "--base-text=from=debian:bookworm-slim", f"--base-file=rootfs_recipe={recipe}",
+            "--text=fs_source=/src", f"--file=dockerfile={recipe}", "--file=ca_bundle="]
+
+
+def test_prepare_gives_the_tags_its_steps_give_alone(tmp_path, monkeypatch):
+    source = write(tmp_path / "fs" / "setup.py", "setup()\n").parent
+    fs_wheel = make_wheel(tmp_path / "federatedscope-0.3.0-py3-none-any.whl", {"a.py": b"a"})
+    monkeypatch.setattr(helper, "build_fs_wheel", lambda *args: {"changed": True,
+                                                                  "wheel": str(fs_wheel)})
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels / "numpy-2-py3-none-any.whl", {"numpy.py": b""})
+    recipe = write(tmp_path / "Dockerfile", "FROM base\n")
+
+    prepared = helper.run(helper.parse_args(prepare_argv(tmp_path, source, wheels, recipe)))
+
+    base_tag, _ = helper.image_tag({"from": "debian:bookworm-slim"},
+                                   {"rootfs_recipe": str(recipe)})
+    assert prepared["base_ref"] == f"flbed/base:bookworm-{base_tag}"
+    assert prepared["base_tag"] == f"bookworm-{base_tag}"
+    pack = helper.pack_wheels(str(wheels), str(tmp_path / "cache"))
+    assert prepared["wheels_tar"] == pack["tar"]
+    assert prepared["requirements"] == ["torch==2.13.0+cpu", "numpy"]
+    tag, _ = helper.image_tag(
+        {"base": prepared["base_ref"], "fs_source": "/src",
+         "fs_identity": helper.probe_fs(str(source), 1)["identity"],
+         "torch": "torch==2.13.0+cpu", "requirements": "torch==2.13.0+cpu numpy",
+         "wheelhouse": pack["digest"]},
+        {"fs_wheel": str(fs_wheel), "dockerfile": str(recipe), "ca_bundle": ""})
+    assert prepared["tag"] == tag and prepared["changed"] is True
+
+
+def test_prepare_reports_a_missing_source_in_one_line(tmp_path):
+    recipe = write(tmp_path / "Dockerfile", "FROM base\n")
+    answer = run_cli(*prepare_argv(tmp_path, tmp_path / "nowhere", tmp_path, recipe))
+    assert "does not exist on the controller" in answer["error"]
+    assert "\n" not in answer["error"]

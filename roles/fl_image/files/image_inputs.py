@@ -15,6 +15,8 @@ Subcommands:
   wheelhouse  resolve and download torch and the other packages for the target platform
   pack        pack a wheelhouse's wheels into one tar, named by their digest, for staging
   tag         hash named strings and files (contents) into a short image tag
+  prepare     all of the above that a Docker host's image needs, in one run: the source
+              probed, its wheel, the wheelhouse packed, and the base and participant tags
 
 Only the standard library is used: the script runs beside any Ansible controller.
 """
@@ -466,6 +468,32 @@ def pack_wheels(wheel_dir, cache_dir):
     return {"changed": changed, "tar": tar_path, "digest": "wheels:" + digest}
 
 
+def prepare(args):
+    """Everything the fl_image role needs before it looks for the image on a host, in one
+    run of this script instead of one per step: each step is cached as when run alone."""
+    fs = probe_fs(args.source, args.git_timeout_s)
+    fs_wheel = build_fs_wheel(args.python, fs["requirement"], fs["identity"], args.cache_dir)
+    if args.wheelhouse:
+        wheelhouse = {"changed": False, "dir": args.wheelhouse,
+                      "requirements": [args.torch] + args.package}
+    else:
+        wheelhouse = build_wheelhouse(args)
+    pack = pack_wheels(wheelhouse["dir"], args.cache_dir)
+    base_tag, _ = image_tag(key_values(args.base_text, "--base-text"),
+                            key_values(args.base_file, "--base-file"))
+    base_ref = f"{args.base_repository}:{args.suite}-{base_tag}"
+    texts = dict(key_values(args.text, "--text"), base=base_ref,
+                 fs_identity=fs["identity"], torch=args.torch,
+                 requirements=" ".join(wheelhouse["requirements"]),
+                 wheelhouse=pack["digest"])
+    files = dict(key_values(args.file, "--file"), fs_wheel=fs_wheel["wheel"])
+    tag, _ = image_tag(texts, files)
+    return {"changed": fs_wheel["changed"] or wheelhouse["changed"] or pack["changed"],
+            "fs": fs, "fs_wheel": fs_wheel["wheel"],
+            "requirements": wheelhouse["requirements"], "wheels_tar": pack["tar"],
+            "base_tag": f"{args.suite}-{base_tag}", "base_ref": base_ref, "tag": tag}
+
+
 # ---------------------------------------------------------------- command line
 
 
@@ -493,14 +521,25 @@ def parse_args(argv):
     fs_wheel.add_argument("--cache-dir", required=True)
 
     wheelhouse = commands.add_parser("wheelhouse")
-    wheelhouse.add_argument("--cache-dir", required=True)
-    wheelhouse.add_argument("--arch", required=True, help="host architecture, e.g. x86_64")
-    wheelhouse.add_argument("--python-version", default="3.11")
-    wheelhouse.add_argument("--glibc-minor", type=int, default=36)
-    wheelhouse.add_argument("--torch", required=True)
-    wheelhouse.add_argument("--package", action="append", default=[])
-    wheelhouse.add_argument("--from-source", action="append", default=[])
-    wheelhouse.add_argument("--extra-index-url", default="")
+    prepared = commands.add_parser("prepare")
+    for sub in (wheelhouse, prepared):
+        sub.add_argument("--cache-dir", required=True)
+        sub.add_argument("--arch", required=True, help="host architecture, e.g. x86_64")
+        sub.add_argument("--python-version", default="3.11")
+        sub.add_argument("--glibc-minor", type=int, default=36)
+        sub.add_argument("--torch", required=True)
+        sub.add_argument("--package", action="append", default=[])
+        sub.add_argument("--from-source", action="append", default=[])
+        sub.add_argument("--extra-index-url", default="")
+    prepared.add_argument("--source", required=True, help="the FederatedScope source")
+    prepared.add_argument("--git-timeout-s", type=float, default=20.0)
+    prepared.add_argument("--wheelhouse", default="", help="a ready wheelhouse directory")
+    prepared.add_argument("--base-repository", required=True)
+    prepared.add_argument("--suite", required=True, help="Debian suite of the base image")
+    prepared.add_argument("--base-text", action="append", default=[], help="NAME=VALUE")
+    prepared.add_argument("--base-file", action="append", default=[], help="NAME=PATH")
+    prepared.add_argument("--text", action="append", default=[], help="NAME=VALUE")
+    prepared.add_argument("--file", action="append", default=[], help="NAME=PATH")
 
     pack = commands.add_parser("pack")
     pack.add_argument("--wheel-dir", required=True)
@@ -510,7 +549,7 @@ def parse_args(argv):
     tag.add_argument("--text", action="append", default=[], help="NAME=VALUE")
     tag.add_argument("--file", action="append", default=[], help="NAME=PATH (may be empty)")
 
-    for sub in (fs_wheel, wheelhouse):
+    for sub in (fs_wheel, wheelhouse, prepared):
         sub.add_argument("--python", default=sys.executable, help="Python whose pip runs")
     return parser.parse_args(argv)
 
@@ -524,6 +563,8 @@ def run(args):
         return build_wheelhouse(args)
     if args.command == "pack":
         return pack_wheels(args.wheel_dir, args.cache_dir)
+    if args.command == "prepare":
+        return prepare(args)
     tag, inputs = image_tag(key_values(args.text, "--text"), key_values(args.file, "--file"))
     return {"tag": tag, "inputs": inputs}
 
