@@ -34,7 +34,8 @@ if ! .venv/bin/ansible-playbook -i inventories/local bench/arm64_image.yml \
 fi
 took "fl_image role for aarch64 (emulated)" "$t"
 ref=$(sed -n 's/.*"msg": "image \(flbed\/participant:[0-9a-f]*\)".*/\1/p' "$log" | tail -n 1)
-echo "image: $ref ($(docker image inspect -f '{{.Size}}' "$ref" | awk '{printf "%.2f GB", $1/1e9}'))"
+size=$(docker image inspect -f '{{.Size}}' "$ref" | awk '{printf "%.2f GB", $1 / 1e9}')
+echo "image: $ref ($size)"
 grep -A1 'PLAY RECAP' "$log" | tail -n 1 | tr -s ' '
 
 # The image's entry point is flbed's participant.py; these runs call its Python directly.
