@@ -30,7 +30,7 @@ how much memory it takes, and how many FederatedScope clients this host carries.
    runner (just before each N's flbed runs, under the same load), and counted as overhead
    once per module run. The share is overhead / wall time.
 
-2. Memory: the cgroup memory use of idle clients (provisioned and waiting for launch; the
+2. Memory: the working set of idle clients (provisioned and waiting for launch; the
    median of the 10-participant testbed's clients for the stand-in, and of a real
    one-client testbed with FLBED_FS_SOURCE), and the controller's: the peak, sampled every
    0.5 s from /proc during each ``flbed run``, of the flbed process alone (RSS) and of it with
@@ -294,12 +294,14 @@ def baseline(testbed_plan, image):
 # ---------------------------------------------------------------- memory
 
 def container_memory_bytes(container):
+    """The container's working set (cgroup usage less inactive page cache, as docker stats
+    counts it): its usage alone also holds image files it happened to read first."""
     pid = common.sh(["docker", "inspect", "-f", "{{.State.Pid}}", container]).strip()
-    return flbed_cgroup.ContainerCgroups(int(pid)).memory()["usage_bytes"]
+    return flbed_cgroup.ContainerCgroups(int(pid)).memory()["working_set_bytes"]
 
 
 def idle_client_mib(testbed_plan):
-    """Median cgroup memory of the testbed's provisioned (idle) clients, in MiB."""
+    """Median working set of the testbed's provisioned (idle) clients, in MiB."""
     usage = [container_memory_bytes(p["container"]) for p in testbed_plan["participants"]
              if p["role"] == "client"]
     return round(statistics.median(usage) / 2 ** 20, 1)
