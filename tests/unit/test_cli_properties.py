@@ -1,6 +1,7 @@
 """Property-based, through the command line: a broken testbed file given to `flbed run` ends
-with exit code 2, one `flbed: FIELD: ...` line per problem naming the broken field, no
-traceback, and nothing started: no playbook, no source check, no run directory."""
+with exit code 2, one `flbed: FIELD: ...` line per problem naming the broken field (or the
+object it belongs to), no traceback, and nothing started: no playbook, no source check, no
+run directory."""
 
 import contextlib
 import copy
